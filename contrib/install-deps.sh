@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs every Debian 12 package mailgate builds, runs and tests with.
+# Idempotent and prompt-free: safe to run on every CI start. Needs root (or sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian's postfix package asks how to configure the system MTA; answer "No configuration"
+# so installing it never touches the machine's mail setup (mailgate runs its own instance).
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # libraries the gateway links
+  libasio-dev libssl-dev libsqlite3-dev sqlite3 libgflags-dev libfmt-dev
+  libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libunbound-dev libhiredis-dev
+  # tests
+  libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server
+  procps iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The packages may start system daemons; mailgate's tests start their own on loopback.
+for svc in postfix unbound redis-server; do
+  if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
+done
+echo "install-deps: all packages present"

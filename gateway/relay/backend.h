@@ -1,0 +1,56 @@
+// relay/backend.h — what a session needs from the backend MTA, as one interface.
+// Owns: the contract between the SMTP server side (smtp/session.cc) and the relay. The real
+// implementation (relay/relay_session.h) talks SMTP to the backend over pooled connections;
+// unit tests substitute an in-process backend to drive golden transcripts.
+// Every method returns the reply the client should see for that step: the backend's own
+// reply when it answered, or a gateway-made 4xx (421/451 with a 4.x.x code) when the backend
+// could not be reached, timed out or broke the connection. No method throws.
+// Thread-safety: one BackendSession per client session, used from its strand only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <asio/awaitable.hpp>
+
+#include "smtp/command.h"
+#include "smtp/reply.h"
+
+namespace mailgate::spool {
+class Spool;
+}
+
+namespace mailgate::relay {
+
+// The real client, passed to the backend with XCLIENT or XFORWARD.
+struct ClientInfo {
+  std::string addr;         // "192.0.2.1" or "2001:db8::1" (no brackets)
+  uint16_t port = 0;
+  std::string name;         // verified reverse name, or "unknown"
+  std::string helo;         // HELO/EHLO argument as given; empty before HELO
+  bool esmtp = false;       // client used EHLO
+  std::string login;        // authenticated user, empty when none
+};
+
+class BackendSession {
+ public:
+  virtual ~BackendSession() = default;
+
+  // Starts a transaction: takes (or opens) a backend connection, introduces the client, sends
+  // MAIL FROM built from `mail` with the parameters the backend supports.
+  virtual asio::awaitable<smtp::Reply> mail(const ClientInfo& client,
+                                            const smtp::MailArgs& mail) = 0;
+  // Sends RCPT TO:<address>. Only valid after a positive mail().
+  virtual asio::awaitable<smtp::Reply> rcpt(const std::string& address) = 0;
+  // Sends DATA, then `prepend` (already CRLF-terminated header lines, e.g. Received) and the
+  // spooled message, dot-stuffed, then CRLF.CRLF; returns the final reply. The transaction is
+  // over afterwards whatever the reply.
+  virtual asio::awaitable<smtp::Reply> data(const std::string& prepend,
+                                            const spool::Spool& message) = 0;
+  // Abandons the current transaction (RSET upstream, or drops a broken connection).
+  virtual asio::awaitable<void> reset() = 0;
+  // The session is over: returns a healthy idle connection to the pool, closes others.
+  virtual void release() = 0;
+};
+
+}  // namespace mailgate::relay
