@@ -1,0 +1,37 @@
+// server/server.h — the daemon's process-level machinery: I/O threads, listeners, the
+// accept loop, connection limits, signals (SIGTERM/SIGINT drain, SIGHUP reload).
+// Owns: one io_context per I/O thread (each with its own backend pool and its sessions), the
+// acceptors and the control io_context on the main thread that runs accept and signals.
+// Must not touch: SMTP semantics (smtp/session) or the backend protocol (relay/).
+// Thread-safety: public methods are called from the main thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace mailgate::server {
+
+class Server {
+ public:
+  Server(config::GatewayConfig config, const char* argv0);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens every listener. Returns an error naming the listener ("--listen=ADDR:PORT: cannot
+  // bind: Address already in use") or empty on success. Logs "listening on ADDR:PORT".
+  std::string bind();
+
+  // Serves until SIGTERM/SIGINT and the drain that follows. Returns the exit status.
+  int run();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailgate::server

@@ -1,0 +1,138 @@
+// smtp/client_stream.cc — see client_stream.h.
+#include "smtp/client_stream.h"
+
+#include <cstring>
+
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+namespace mailgate::smtp {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+
+}  // namespace
+
+ClientStream::ClientStream(asio::ip::tcp::socket socket)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()), watch_(std::make_shared<Watch>()) {
+  watch_->socket = &socket_;
+  in_.resize(2 * kReadChunk);
+  std::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+ClientStream::~ClientStream() { watch_->alive = false; }
+
+void ClientStream::arm(std::chrono::milliseconds timeout) {
+  Watch& w = *watch_;
+  w.timed_out = false;
+  uint64_t generation = ++w.generation;
+  timer_.expires_after(timeout);
+  timer_.async_wait([watch = watch_, generation](const std::error_code& ec) {
+    if (ec || !watch->alive || watch->generation != generation) return;
+    watch->timed_out = true;
+    std::error_code ignored;
+    watch->socket->cancel(ignored);
+  });
+}
+
+void ClientStream::disarm() {
+  ++watch_->generation;
+  timer_.cancel();
+}
+
+void ClientStream::cancel() {
+  cancelled_ = true;
+  std::error_code ignored;
+  socket_.cancel(ignored);
+}
+
+void ClientStream::close() {
+  disarm();
+  std::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+void ClientStream::consume(size_t n) {
+  in_begin_ += n;
+  if (in_begin_ >= in_end_) in_begin_ = in_end_ = 0;
+}
+
+asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds timeout) {
+  if (cancelled_) co_return LineStatus::kCancelled;
+  // Make room: move unread bytes to the front, grow only when a full buffer is unread.
+  if (in_begin_ > 0 && (in_.size() - in_end_) < kReadChunk) {
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  if (in_.size() - in_end_ < kReadChunk) in_.resize(in_end_ + kReadChunk);
+  std::error_code ec;
+  arm(timeout);
+  size_t n = co_await socket_.async_read_some(
+      asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+      asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  if (cancelled_) co_return LineStatus::kCancelled;
+  if (watch_->timed_out) co_return LineStatus::kTimedOut;
+  if (ec || n == 0) co_return LineStatus::kClosed;
+  in_end_ += n;
+  co_return LineStatus::kOk;
+}
+
+asio::awaitable<LineStatus> ClientStream::fill(std::chrono::milliseconds timeout) {
+  if (!out_.empty() && !co_await flush(timeout)) co_return LineStatus::kClosed;
+  co_return co_await read_some(timeout);
+}
+
+asio::awaitable<LineStatus> ClientStream::read_line(size_t max_length,
+                                                    std::chrono::milliseconds timeout) {
+  bool discarding = false;  // an over-long line is being skipped up to its LF
+  for (;;) {
+    std::string_view avail = buffered();
+    size_t lf = avail.find('\n');
+    if (lf != std::string_view::npos) {
+      if (discarding) {
+        consume(lf + 1);
+        line_.clear();
+        co_return LineStatus::kTooLong;
+      }
+      size_t length = lf;  // without LF
+      bool crlf = length > 0 && avail[length - 1] == '\r';
+      if (crlf) --length;
+      if (length + 2 > max_length) {
+        consume(lf + 1);
+        line_.clear();
+        co_return LineStatus::kTooLong;
+      }
+      line_.assign(avail.data(), length);
+      consume(lf + 1);
+      if (line_.find('\r') != std::string::npos) co_return LineStatus::kBareCr;
+      co_return crlf ? LineStatus::kOk : LineStatus::kBareLf;
+    }
+    if (avail.size() > max_length) {
+      // No LF within the limit: drop what we have and skip to the end of this line.
+      consume(avail.size());
+      discarding = true;
+    }
+    // Nothing complete buffered: the client waits for our replies before sending more.
+    if (!out_.empty() && !co_await flush(timeout)) co_return LineStatus::kClosed;
+    LineStatus status = co_await read_some(timeout);
+    if (status != LineStatus::kOk) co_return status;
+  }
+}
+
+asio::awaitable<bool> ClientStream::flush(std::chrono::milliseconds timeout) {
+  if (out_.empty()) co_return true;
+  std::error_code ec;
+  arm(timeout);
+  co_await asio::async_write(socket_, asio::buffer(out_),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  out_.clear();
+  co_return !ec && !watch_->timed_out;
+}
+
+}  // namespace mailgate::smtp

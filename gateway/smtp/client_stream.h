@@ -1,0 +1,103 @@
+// smtp/client_stream.h — the client connection of one session: a buffered socket that reads
+// command lines and raw DATA bytes, batches replies, and enforces the session's deadline.
+// Owns: the socket, the input buffer (reused for the whole session, never per line), the
+// output buffer of pending replies, and the idle/slow-client watchdog.
+// Must not touch: SMTP semantics (what a command means is session.cc's business).
+// Thread-safety: used by one session coroutine on its io_context's thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "smtp/reply.h"
+
+namespace mailgate::smtp {
+
+// Why a command line could not be read.
+enum class LineStatus {
+  kOk,         // a complete line ending in CRLF
+  kBareLf,     // a line ended by LF without CR (line() holds it without the LF)
+  kBareCr,     // the line holds a CR not followed by LF
+  kTooLong,    // longer than the limit; the rest up to the next LF was discarded
+  kClosed,     // the peer closed or reset the connection
+  kTimedOut,   // no complete line within the deadline
+  kCancelled,  // cancel() was called (shutdown)
+};
+
+class ClientStream {
+ public:
+  explicit ClientStream(asio::ip::tcp::socket socket);
+  ~ClientStream();
+  ClientStream(const ClientStream&) = delete;
+  ClientStream& operator=(const ClientStream&) = delete;
+
+  asio::ip::tcp::socket& socket() { return socket_; }
+
+  // Reads the next command line (without its line ending) into line(). Flushes pending
+  // replies first if no complete line is buffered (so pipelined replies go out together).
+  asio::awaitable<LineStatus> read_line(size_t max_length, std::chrono::milliseconds timeout);
+  std::string_view line() const { return line_; }
+
+  // True when a complete or partial next command is already buffered (client pipelined).
+  bool has_buffered_input() const { return in_begin_ < in_end_; }
+
+  // Raw access for DATA: buffered() returns unread bytes, consume() marks some read, and
+  // fill() reads more from the socket (flushing replies first). fill() returns the status:
+  // kOk, kClosed, kTimedOut or kCancelled.
+  std::string_view buffered() const {
+    return std::string_view(in_.data() + in_begin_, in_end_ - in_begin_);
+  }
+  void consume(size_t n);
+  asio::awaitable<LineStatus> fill(std::chrono::milliseconds timeout);
+  // Drops everything buffered (STARTTLS injection defence, improper pipelining).
+  void discard_buffered() { in_begin_ = in_end_ = 0; }
+
+  // Queues a reply; it is written by flush() or before the next read.
+  void queue(const Reply& reply) { reply.append_wire(out_); }
+  bool has_pending_output() const { return !out_.empty(); }
+  // Writes queued replies. Returns false when the write failed or timed out.
+  asio::awaitable<bool> flush(std::chrono::milliseconds timeout);
+
+  // Stops any read in progress; it returns kCancelled. Safe to call from the session's thread.
+  void cancel();
+  bool cancelled() const { return cancelled_; }
+  void close();
+
+ private:
+  asio::awaitable<LineStatus> read_some(std::chrono::milliseconds timeout);
+  // Deadline for the next socket operation: when it passes, the socket's operations are
+  // cancelled and timed_out_ is set.
+  void arm(std::chrono::milliseconds timeout);
+  void disarm();
+
+  // Shared with the timer's handler, which may run after this stream is gone (a handler
+  // already queued when the stream is destroyed or re-armed): it acts only when `alive` and
+  // its generation is still the current one.
+  struct Watch {
+    asio::ip::tcp::socket* socket = nullptr;
+    uint64_t generation = 0;
+    bool timed_out = false;
+    bool alive = true;
+  };
+
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::shared_ptr<Watch> watch_;
+  bool cancelled_ = false;
+  std::string in_;
+  size_t in_begin_ = 0;
+  size_t in_end_ = 0;
+  std::string line_;
+  std::string out_;
+};
+
+}  // namespace mailgate::smtp

@@ -1,0 +1,123 @@
+// smtp/session.h — one client connection: the server side of RFC 5321 as a state machine.
+// Owns: the session's state (see State), its transaction (envelope, spool), the command
+// table and every reply the gateway makes itself; the transaction log line.
+// Must not touch: backend sockets (relay::BackendSession does that), listeners and limits
+// (server/), decoding details of DATA (smtp/data_decoder).
+// Thread-safety: runs as one coroutine on one io_context thread; shutdown() must be called
+// from that thread (the server posts it there).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "relay/backend.h"
+#include "smtp/client_stream.h"
+#include "smtp/command.h"
+#include "smtp/data_decoder.h"
+#include "smtp/session_config.h"
+#include "spool/spool.h"
+
+namespace mailgate::smtp {
+
+// Where the connection came in.
+struct ListenerInfo {
+  std::string address;  // "127.0.0.1:2525"
+  std::string profile;  // "inbound", "submission", ...
+};
+
+class Session {
+ public:
+  // Explicit session states. Each command handler checks the state; an event in a state
+  // that cannot have it is answered 503, never ignored.
+  enum class State {
+    kGreeting,     // connected, greeting not sent yet
+    kConnected,    // greeted, waiting for HELO/EHLO
+    kReady,        // HELO/EHLO done, no transaction
+    kMail,         // MAIL accepted by the backend, no recipient yet
+    kRcpt,         // at least one RCPT accepted
+    kData,         // 354 sent, reading the message
+    kClosing,      // QUIT, 421 or I/O failure: the session ends
+  };
+
+  Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConfig> config,
+          std::unique_ptr<relay::BackendSession> backend,
+          ListenerInfo listener, std::string id);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Runs the session to its end. Never throws.
+  asio::awaitable<void> run();
+
+  // Asks the session to end: a read in progress is cancelled and the client gets
+  // 421 4.3.2; a transaction being relayed finishes first.
+  void shutdown();
+
+  State state() const { return state_; }
+  const std::string& id() const { return id_; }
+
+  static const char* state_name(State s);
+
+ private:
+  struct Transaction {
+    MailArgs mail;
+    std::vector<std::string> recipients;  // accepted by the backend
+    size_t rcpt_attempts = 0;
+    size_t number = 0;                    // 1, 2, ... within the session
+    std::chrono::steady_clock::time_point start;
+  };
+  using Handler = asio::awaitable<void> (Session::*)(const Command&);
+  struct CommandSpec {
+    Verb verb;
+    Handler handler;
+  };
+  static const CommandSpec kCommands[];
+
+  asio::awaitable<void> on_helo(const Command& cmd);
+  asio::awaitable<void> on_ehlo(const Command& cmd);
+  asio::awaitable<void> on_mail(const Command& cmd);
+  asio::awaitable<void> on_rcpt(const Command& cmd);
+  asio::awaitable<void> on_data(const Command& cmd);
+  asio::awaitable<void> on_rset(const Command& cmd);
+  asio::awaitable<void> on_noop(const Command& cmd);
+  asio::awaitable<void> on_quit(const Command& cmd);
+  asio::awaitable<void> on_vrfy(const Command& cmd);
+  asio::awaitable<void> on_help(const Command& cmd);
+  asio::awaitable<void> on_not_implemented(const Command& cmd);
+  asio::awaitable<void> on_unknown(const Command& cmd);
+
+  asio::awaitable<void> dispatch(const Command& cmd);
+  // Reads the message after 354 and relays it; returns the final reply.
+  asio::awaitable<Reply> receive_message();
+  // Ends an open transaction at the backend (RSET) and forgets it.
+  asio::awaitable<void> abort_transaction();
+  bool transaction_open() const { return tx_.start != std::chrono::steady_clock::time_point{}; }
+  void begin_helo(std::string_view helo, bool esmtp);
+  // Queues a reply; counts protocol errors and ends the session past max_errors.
+  void reply(const Reply& r, bool counts_as_error = false);
+  void enter(State s);
+  std::string received_header() const;
+  void log_transaction(const Reply& final_reply, const char* status);
+
+  ClientStream stream_;
+  std::shared_ptr<const SessionConfig> config_;
+  std::unique_ptr<relay::BackendSession> backend_;
+  spool::Spool spool_;
+  DataDecoder decoder_;
+  ListenerInfo listener_;
+  std::string id_;
+  relay::ClientInfo client_;
+  State state_ = State::kGreeting;
+  Transaction tx_;
+  size_t transactions_ = 0;
+  size_t errors_ = 0;
+  bool shutting_down_ = false;
+  bool forced_ = false;  // shutdown() was called before: the next call cancels any read
+};
+
+}  // namespace mailgate::smtp
