@@ -427,6 +427,7 @@ asio::awaitable<Reply> Session::receive_message() {
 
   Reply r = co_await backend_->data(received_header(), spool_);
   log_transaction(r, r.positive() ? "accepted" : r.transient() ? "tempfail" : "rejected");
+  if (r.positive()) errors_ = 0;  // like Postfix: the error limit counts errors without mail
   co_return r;
 }
 
