@@ -58,11 +58,37 @@ class DataDecoder {
   bool sink_failed() const { return sink_failed_; }        // sink refused a write
 
  private:
+  // Where the decoder is in the stream. Nothing is held back between feed() calls but the
+  // state itself: a CR is written as soon as it is seen (a CR alone becomes CR LF anyway) and
+  // a dot at a line start is written only once the byte after it says what it was.
+  enum class State {
+    kLineStartCrlf,  // at a line start; the previous line ended in CR LF (or it is the first)
+    kLineStartBare,  // at a line start; the previous line ended in a bare CR or bare LF
+    kText,           // inside a line
+    kCr,             // just after a CR (already written): LF completes it, else it was bare
+    kDotCrlf,        // "." at a kLineStartCrlf line start: stuffing, content "." or the end
+    kDotCrlfCr,      // "." CR at a kLineStartCrlf line start: LF now means end of data
+    kDotBare,        // "." at a kLineStartBare line start: never the end of data
+    kDotBareCr,      // "." CR at a kLineStartBare line start: a content line "."
+    kDone,           // end of data consumed; feed() consumes nothing more until reset()
+  };
+
+  // Queues decoded bytes for the sink: short pieces (the CR LF replacing a bare line end, a
+  // short run) are gathered in out_, long runs go straight through after out_.
+  void emit(std::string_view bytes, DataSink& sink);
+  // Passes out_ to deliver() and empties it. Called at the end of every feed().
+  void flush_output(DataSink& sink);
+  // Counts decoded bytes and writes them, honouring the size limit and a failed sink.
+  void deliver(std::string_view bytes, DataSink& sink);
+  // Accounts for a span of line content: line length, 8-bit and NUL flags.
+  void scan_content(std::string_view span);
+  // Accounts for a line end (the CRLF's two octets) and starts the next line.
+  void end_line();
+
   Options options_;
-  // Implementation state (decoder state machine, current line length, pending bytes).
-  int state_ = 0;
-  size_t line_length_ = 0;
-  std::string pending_;
+  State state_ = State::kLineStartCrlf;
+  size_t line_length_ = 0;  // octets of the current line so far, a stuffing dot included
+  std::string out_;         // short decoded pieces not yet written (empty between feed() calls)
   bool done_ = false;
   uint64_t size_ = 0;
   bool bare_eol_seen_ = false;
