@@ -83,8 +83,13 @@ asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds ti
 }
 
 asio::awaitable<LineStatus> ClientStream::fill(std::chrono::milliseconds timeout) {
-  if (!out_.empty() && !co_await flush(timeout)) co_return LineStatus::kClosed;
-  co_return co_await read_some(timeout);
+  // (No co_await inside && or ?: here: GCC 12 miscompiles those in coroutines.)
+  if (!out_.empty()) {
+    bool flushed = co_await flush(timeout);
+    if (!flushed) co_return LineStatus::kClosed;
+  }
+  LineStatus status = co_await read_some(timeout);
+  co_return status;
 }
 
 asio::awaitable<LineStatus> ClientStream::read_line(size_t max_length,
@@ -118,7 +123,10 @@ asio::awaitable<LineStatus> ClientStream::read_line(size_t max_length,
       discarding = true;
     }
     // Nothing complete buffered: the client waits for our replies before sending more.
-    if (!out_.empty() && !co_await flush(timeout)) co_return LineStatus::kClosed;
+    if (!out_.empty()) {
+      bool flushed = co_await flush(timeout);
+      if (!flushed) co_return LineStatus::kClosed;
+    }
     LineStatus status = co_await read_some(timeout);
     if (status != LineStatus::kOk) co_return status;
   }

@@ -160,23 +160,20 @@ TEST_P(TranscriptTest, MatchesReference) {
   asio::io_context client_ctx;
   asio::ip::tcp::socket client(client_ctx);
   client.connect(acceptor.local_endpoint());
-  asio::streambuf buf;
+  std::string buf;
   std::ostringstream actual, expected;
   auto read_group = [&](const std::vector<std::string>& want) {
     for (const std::string& w : want) {
       expected << w << "\n";
       std::error_code ec;
-      asio::read_until(client, buf, "\r\n", ec);
+      size_t n = asio::read_until(client, asio::dynamic_buffer(buf), "\r\n", ec);
       if (ec) {
         actual << "<CLOSED>\n";
         if (w == "<CLOSED>") continue;
         return;
       }
-      std::istream is(&buf);
-      std::string line;
-      std::getline(is, line);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      actual << line << "\n";
+      actual << buf.substr(0, n - 2) << "\n";
+      buf.erase(0, n);
     }
   };
   read_group(ref_groups[0]);
@@ -194,7 +191,7 @@ TEST_P(TranscriptTest, MatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, TranscriptTest, ::testing::ValuesIn(transcript_names()),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& param_info) { return param_info.param; });
 
 }  // namespace
 }  // namespace mailgate::smtp
