@@ -40,7 +40,7 @@ class Spool final : public smtp::DataSink {
   // (replacing its contents). Returns false at the end or on error (see error()).
   class Reader {
    public:
-    explicit Reader(const Spool& spool) : spool_(spool) {}
+    explicit Reader(const Spool& spool, uint64_t start = 0) : spool_(spool), offset_(start) {}
     bool next(std::string& chunk, size_t max = 64 * 1024);
 
    private:

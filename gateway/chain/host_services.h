@@ -1,0 +1,61 @@
+// chain/host_services.h — the mg_host table: every service the SDK promises plugins.
+// Owns: the process-wide host table and the environment behind it (policy lookups, DNS,
+// counters), which the daemon (or mailgatectl) installs once at start-up.
+// Must not touch: the session's own state except through TxContext/CallContext.
+// Threading: host functions are called from I/O threads and plugin workers; they lock the
+// transaction's mutex for transaction data. The environment is set before any plugin loads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mailgate/plugin.h"
+
+namespace mailgate::chain {
+
+class CounterStore;
+
+// A DNS answer in neutral form, produced by the daemon's resolver.
+struct DnsAnswer {
+  mg_dns_status status = MG_DNS_ERROR;
+  bool secure = false;
+  struct Record {
+    std::string text;
+    uint16_t preference = 0;
+    uint32_t ttl = 0;
+  };
+  std::vector<Record> records;
+};
+
+struct HostEnvironment {
+  // Generic read-only policy lookup (see mg_host.policy_lookup); empty = nothing found.
+  std::function<bool(std::string_view table, std::string_view key, std::string* value)> policy;
+  // Blocking DNS query through the caching resolver; empty = DNS unavailable.
+  std::function<DnsAnswer(const std::string& name, mg_dns_type type)> dns;
+  // Shared counters; nullptr = an in-process store is created.
+  CounterStore* counters = nullptr;
+};
+
+// Installs the environment. Call once before loading plugins (not thread-safe against
+// running plugins).
+void set_host_environment(HostEnvironment env);
+
+// The table passed to every plugin's entry point and create().
+const mg_host* host_table();
+
+// While a plugin's create()/destroy() runs on this thread, host->log(NULL, ...) names it.
+class ScopedPluginName {
+ public:
+  explicit ScopedPluginName(const char* name);
+  ~ScopedPluginName();
+  ScopedPluginName(const ScopedPluginName&) = delete;
+  ScopedPluginName& operator=(const ScopedPluginName&) = delete;
+
+ private:
+  const char* previous_;
+};
+
+}  // namespace mailgate::chain
