@@ -1,0 +1,248 @@
+// chain_test.cc — the plugin host: loader errors, chain building, action semantics, replies,
+// timeouts and fail modes, symbols and edits — with real .so test plugins (plugins/*.c).
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <thread>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
+#include "chain/chain.h"
+#include "chain/host_services.h"
+
+namespace mailgate::chain {
+namespace {
+
+std::string plugin_path(const std::string& name) {
+  return std::string(MAILGATE_TEST_PLUGIN_DIR) + "/" + name + ".so";
+}
+
+PluginSpec spec(const std::string& name, const std::string& script,
+                FailMode mode = FailMode::kTempfail, int timeout_ms = 1000) {
+  PluginSpec s;
+  s.name = name;
+  s.path = plugin_path("tp_" + name);
+  s.settings_json = "{\"script\":\"" + script + "\"}";
+  s.fail_mode = mode;
+  s.timeout = std::chrono::milliseconds(timeout_ms);
+  return s;
+}
+
+template <typename T>
+T run_sync(asio::io_context& ctx, asio::awaitable<T> aw) {
+  std::optional<T> out;
+  asio::co_spawn(ctx, std::move(aw), [&](std::exception_ptr e, T v) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(v);
+  });
+  ctx.restart();
+  ctx.run();
+  return std::move(*out);
+}
+
+class ChainTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<const Chain> build(const std::vector<PluginSpec>& specs) {
+    auto c = Chain::build(specs, cache_);
+    EXPECT_TRUE(c.has_value()) << (c ? "" : c.error());
+    return c ? *c : nullptr;
+  }
+  Verdict run(std::shared_ptr<const Chain> chain, mg_stage stage, std::string text = "",
+              std::vector<TraceEntry>* trace = nullptr) {
+    if (!tx_) tx_ = std::make_shared<TxContext>(chain->entries().size());
+    ChainRunner runner(chain, tx_, &pool_, ctx_.get_executor());
+    runner.set_trace(trace);
+    StageInput in;
+    in.text = std::move(text);
+    return run_sync(ctx_, runner.run(stage, std::move(in)));
+  }
+
+  asio::io_context ctx_;
+  WorkerPool pool_{2, 16};
+  PluginCache cache_;
+  std::shared_ptr<TxContext> tx_;
+};
+
+TEST(PluginLoader, MissingFileReportsDlerror) {
+  auto r = load_plugin("/nonexistent/x.so", host_table());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("plugin /nonexistent/x.so: cannot load: "), std::string::npos);
+  EXPECT_NE(r.error().find("No such file or directory"), std::string::npos) << r.error();
+}
+
+TEST(PluginLoader, MissingEntrySymbol) {
+  auto r = load_plugin(plugin_path("tp_broken_no_entry"), host_table());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("no symbol mailgate_plugin_entry"), std::string::npos) << r.error();
+}
+
+TEST(PluginLoader, WrongMajorNamesPluginAndBothVersions) {
+  auto r = load_plugin(plugin_path("tp_broken_abi"), host_table());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("plugin 'broken'"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("built for ABI 2.3, this mailgate has ABI 1.0"), std::string::npos)
+      << r.error();
+}
+
+TEST(PluginLoader, EntryReturningNull) {
+  auto r = load_plugin(plugin_path("tp_broken_null"), host_table());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("entry point returned no descriptor"), std::string::npos) << r.error();
+}
+
+TEST(PluginLoader, LoadsGoodPlugin) {
+  auto r = load_plugin(plugin_path("tp_gamma"), host_table());
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_STREQ((*r)->name(), "gamma");
+  EXPECT_TRUE((*r)->nonblocking());
+}
+
+TEST_F(ChainTest, DuplicateNameRefused) {
+  auto c = Chain::build({spec("alpha", ""), spec("alpha", "")}, cache_);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(), "plugin 'alpha' appears twice in the chain");
+}
+
+TEST_F(ChainTest, NameMismatchRefused) {
+  PluginSpec s = spec("alpha", "");
+  s.name = "spf";
+  auto c = Chain::build({s}, cache_);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().find("is the plugin 'alpha', not 'spf'"), std::string::npos) << c.error();
+}
+
+TEST_F(ChainTest, CreateFailureCarriesPluginMessage) {
+  PluginSpec s = spec("alpha", "");
+  s.settings_json = "{\"fail\":true}";
+  auto c = Chain::build({s}, cache_);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(), "plugin 'alpha': create failed: refusing to start: settings say fail");
+}
+
+TEST_F(ChainTest, ContinueThenRejectWithPluginReply) {
+  auto chain = build({spec("alpha", "rcpt=symbol:A_SEEN:1.5"),
+                      spec("beta", "rcpt=reject:554:5.7.1:no thanks"),
+                      spec("gamma", "rcpt=symbol:NEVER:1")});
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_RCPT, "user@example.test", &trace);
+  EXPECT_EQ(v.action, MG_REJECT);
+  EXPECT_EQ(v.plugin, "beta");
+  EXPECT_EQ(v.reply.wire(), "554 5.7.1 no thanks\r\n");
+  ASSERT_EQ(trace.size(), 2u);  // gamma never ran
+  EXPECT_EQ(trace[0].plugin, "alpha");
+  ASSERT_EQ(tx_->symbols.size(), 1u);
+  EXPECT_EQ(tx_->symbols[0].name, "A_SEEN");
+  EXPECT_EQ(tx_->symbols[0].plugin, "alpha");
+}
+
+TEST_F(ChainTest, AcceptSkipsRestOfStageOnly) {
+  auto chain = build({spec("alpha", "mail=accept;rcpt=continue"), spec("beta", "mail=reject")});
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_MAIL, "a@example.org", &trace);
+  EXPECT_EQ(v.action, MG_CONTINUE);
+  EXPECT_EQ(v.plugin, "alpha");
+  EXPECT_EQ(trace.size(), 1u);
+}
+
+TEST_F(ChainTest, ReplyCodeMismatchIsCorrected) {
+  auto chain = build({spec("alpha", "mail=tempfail:550:5.1.1:nope")});
+  Verdict v = run(chain, MG_STAGE_MAIL);
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+  EXPECT_EQ(v.reply.wire(), "451 4.7.1 nope\r\n");
+}
+
+TEST_F(ChainTest, DefaultRepliesWithoutSetReply) {
+  auto chain = build({spec("alpha", "mail=reject;rcpt=tempfail")});
+  EXPECT_EQ(run(chain, MG_STAGE_MAIL).reply.wire(), "550 5.7.1 Rejected by policy\r\n");
+  EXPECT_EQ(run(chain, MG_STAGE_RCPT).reply.wire(),
+            "451 4.7.1 Temporarily rejected by policy, try again later\r\n");
+}
+
+TEST_F(ChainTest, TimeoutFailClosedTempfails) {
+  auto chain = build({spec("alpha", "eom=sleep:1500", FailMode::kTempfail, 100)});
+  auto start = std::chrono::steady_clock::now();
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_EOM, "", &trace);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+  EXPECT_EQ(v.reply.wire(), "451 4.3.0 Temporary filter failure, try again later\r\n");
+  ASSERT_EQ(trace.size(), 1u);
+  EXPECT_NE(trace[0].note.find("timed out after 100 ms"), std::string::npos);
+}
+
+TEST_F(ChainTest, TimeoutFailOpenContinues) {
+  auto chain = build({spec("alpha", "eom=sleep:1500", FailMode::kOpen, 100),
+                      spec("beta", "eom=symbol:B:2")});
+  Verdict v = run(chain, MG_STAGE_EOM);
+  EXPECT_EQ(v.action, MG_CONTINUE);
+  std::lock_guard lock(tx_->mu);
+  ASSERT_EQ(tx_->symbols.size(), 1u);
+  EXPECT_EQ(tx_->symbols[0].name, "B");
+}
+
+TEST_F(ChainTest, InvalidActionIsAFailure) {
+  auto chain = build({spec("gamma", "helo=invalid", FailMode::kTempfail)});
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_HELO, "x", &trace);
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+  EXPECT_NE(trace[0].note.find("returned invalid action 99"), std::string::npos);
+}
+
+TEST_F(ChainTest, ScoresAreVisibleToLaterPlugins) {
+  auto chain = build({spec("alpha", "eom=symbol:X:1.25"), spec("gamma", "eom=symbol:Y:2"),
+                      spec("beta", "eom=count")});
+  run(chain, MG_STAGE_EOM);
+  std::lock_guard lock(tx_->mu);
+  ASSERT_EQ(tx_->symbols.size(), 3u);
+  EXPECT_DOUBLE_EQ(tx_->symbols[2].score, 3.25);
+  EXPECT_DOUBLE_EQ(tx_->score(), 6.5);
+}
+
+TEST_F(ChainTest, HeaderAddOnlyFromEomAndRewriteOnlyAtRcpt) {
+  auto chain = build({spec("alpha", "eom=header:X-Checked:yes;mail=header:X-Too-Early:1;"
+                                    "rcpt=rewrite:new@example.test")});
+  EXPECT_EQ(run(chain, MG_STAGE_MAIL).action, MG_TEMPFAIL);  // header_add refused at MAIL
+  EXPECT_EQ(run(chain, MG_STAGE_RCPT).action, MG_CONTINUE);
+  EXPECT_EQ(run(chain, MG_STAGE_EOM).action, MG_CONTINUE);
+  std::lock_guard lock(tx_->mu);
+  ASSERT_EQ(tx_->headers.size(), 1u);
+  EXPECT_EQ(tx_->headers[0].name, "X-Checked");
+  EXPECT_EQ(tx_->headers[0].value, "yes");
+  EXPECT_EQ(tx_->rewritten_rcpt.value_or(""), "new@example.test");
+}
+
+TEST_F(ChainTest, DataSlotLivesForTheTransaction) {
+  auto chain = build({spec("alpha", "mail=data;eom=data")});
+  EXPECT_EQ(run(chain, MG_STAGE_MAIL).action, MG_CONTINUE);
+  EXPECT_EQ(run(chain, MG_STAGE_EOM).action, MG_CONTINUE);
+  {
+    std::lock_guard lock(tx_->mu);
+    tx_->reset_transaction();
+  }
+  EXPECT_EQ(run(chain, MG_STAGE_EOM).action, MG_REJECT);  // slot freed with the transaction
+}
+
+TEST_F(ChainTest, DiscardBeforeMailBecomesReject) {
+  auto chain = build({spec("alpha", "helo=discard;mail=discard")});
+  EXPECT_EQ(run(chain, MG_STAGE_HELO, "x").action, MG_REJECT);
+  EXPECT_EQ(run(chain, MG_STAGE_MAIL).action, MG_DISCARD);
+}
+
+TEST_F(ChainTest, FullPoolAppliesFailMode) {
+  WorkerPool tiny(1, 1);
+  auto chain = build({spec("alpha", "eom=sleep:300", FailMode::kTempfail, 2000)});
+  tx_ = std::make_shared<TxContext>(1);
+  // Occupy the only worker and the only queue slot.
+  ASSERT_TRUE(tiny.submit([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }));
+  for (int i = 0; i < 100 && tiny.queued() > 0; ++i)  // wait until the worker took it
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(tiny.submit([] {}));
+  ChainRunner runner(chain, tx_, &tiny, ctx_.get_executor());
+  Verdict v = run_sync(ctx_, runner.run(MG_STAGE_EOM, StageInput{}));
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+}
+
+}  // namespace
+}  // namespace mailgate::chain
