@@ -1,0 +1,206 @@
+// relay/relay_session.cc — see relay_session.h. Every public method catches what it must not
+// let escape (allocation failures and the like) and answers 451 4.3.0 instead.
+#include "relay/relay_session.h"
+
+#include <atomic>
+#include <exception>
+#include <utility>
+
+#include "log/log.h"
+#include "relay/smtp_client_codec.h"
+
+namespace mailgate::relay {
+namespace {
+
+std::atomic<bool> g_warned_no_introduction{false};  // said once per process, not per mail
+
+smtp::Reply internal_error(const char* where, const std::exception& e) {
+  MG_LOG_ERROR("relay: unexpected error in {}: {}", where, e.what());
+  return gateway_reply(Failure{Failure::Kind::kLocal, e.what()});
+}
+
+// The outcome of a step on a pooled connection that deserves one more try on a fresh one:
+// the connection broke, or the backend said 421 (it had timed the idle connection out),
+// before anything else succeeded on it.
+bool stale_connection(const Step& step) {
+  return step ? step->closes() : step.error().kind == Failure::Kind::kLost;
+}
+
+}  // namespace
+
+RelaySession::~RelaySession() { release(); }
+
+void RelaySession::drop() {
+  if (upstream_) {
+    upstream_->close();
+    upstream_.reset();
+  }
+}
+
+smtp::Reply RelaySession::no_transaction_reply() const {
+  if (!lost_reply_.empty()) return lost_reply_;
+  return smtp::Reply::make(503, "5.5.1", "Error: need MAIL command");
+}
+
+asio::awaitable<smtp::Reply> RelaySession::mail(const ClientInfo& client,
+                                                const smtp::MailArgs& mail) {
+  try {
+    co_return co_await start_transaction(client, mail);
+  } catch (const std::exception& e) {
+    drop();
+    co_return internal_error("MAIL", e);
+  }
+}
+
+asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& client,
+                                                             const smtp::MailArgs& mail) {
+  const RelayConfig& config = *pool_.config;
+  lost_reply_ = {};
+  if (upstream_ && upstream_->in_transaction()) co_await reset_upstream();
+  if (upstream_ && !upstream_->probably_alive()) {
+    MG_LOG_DEBUG("relay#{}: held connection no longer usable", upstream_->id());
+    drop();
+  }
+  if (upstream_ && !upstream_->can_serve(client, config.use_xclient)) {
+    pool_.retire(std::move(upstream_));
+  }
+
+  for (int attempt = 0;; ++attempt) {
+    bool reused = true;
+    if (!upstream_ && attempt == 0) upstream_ = pool_.acquire(client);  // the retry: fresh
+    if (!upstream_) {
+      reused = false;
+      upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
+      Step opened = co_await upstream_->open();
+      if (!opened) {
+        drop();
+        co_return gateway_reply(opened.error());
+      }
+    }
+    const uint64_t replies_before = upstream_->replies();
+
+    Step step = co_await introduce(client);
+    if (step && step->positive()) step = co_await upstream_->mail(mail);
+
+    // Retry only when the very first command on a reused connection hit a stale connection:
+    // nothing has been accepted on it, so a fresh connection changes nothing for the backend.
+    const uint64_t answered = upstream_->replies() - replies_before;
+    const bool first_command = step ? answered == 1 : answered == 0;
+    if (reused && attempt == 0 && first_command && stale_connection(step)) {
+      MG_LOG_INFO("relay#{}: pooled connection went stale, retrying with a new one",
+                  upstream_->id());
+      drop();
+      continue;
+    }
+    if (!step) {
+      drop();
+      co_return gateway_reply(step.error());
+    }
+    if (upstream_->broken()) drop();  // a 421, or a refused introduction
+    co_return std::move(*step);
+  }
+}
+
+asio::awaitable<Step> RelaySession::introduce(const ClientInfo& client) {
+  const RelayConfig& config = *pool_.config;
+  Upstream& up = *upstream_;
+  if (up.identity() && same_client(*up.identity(), client)) {
+    co_return smtp::Reply::make(250, "", "client already introduced");  // XCLIENT still in effect
+  }
+  if (config.use_xclient && up.caps().xclient) co_return co_await up.xclient(client);
+  if (config.use_xforward && up.caps().xforward) co_return co_await up.xforward(client);
+  if ((config.use_xclient || config.use_xforward) && !g_warned_no_introduction.exchange(true)) {
+    MG_LOG_WARNING(
+        "relay {}: backend offers neither XCLIENT nor XFORWARD to us; it will see mail as "
+        "coming from the gateway (check smtpd_authorized_xclient_hosts)",
+        up.peer());
+  }
+  co_return smtp::Reply::make(250, "", "no client introduction offered");
+}
+
+asio::awaitable<smtp::Reply> RelaySession::rcpt(const std::string& address) {
+  try {
+    if (!upstream_ || !upstream_->in_transaction()) co_return no_transaction_reply();
+    Step step = co_await upstream_->rcpt(address);
+    if (!step) {
+      lost_reply_ = gateway_reply(step.error());
+      drop();
+      co_return lost_reply_;
+    }
+    if (step->closes()) {
+      lost_reply_ = *step;
+      drop();
+    }
+    co_return std::move(*step);
+  } catch (const std::exception& e) {
+    drop();
+    lost_reply_ = internal_error("RCPT", e);
+    co_return lost_reply_;
+  }
+}
+
+asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
+                                                const spool::Spool& message) {
+  try {
+    if (!upstream_ || !upstream_->in_transaction()) {
+      smtp::Reply reply = no_transaction_reply();
+      lost_reply_ = {};  // the transaction is over whatever the reply
+      co_return reply;
+    }
+    Step step = co_await upstream_->data(prepend, message);
+    if (!step) {
+      drop();
+      co_return gateway_reply(step.error());
+    }
+    if (upstream_->broken()) {
+      drop();  // 421
+    } else if (upstream_->in_transaction()) {
+      co_await reset_upstream();  // DATA itself was refused; leave the connection clean
+    }
+    co_return std::move(*step);
+  } catch (const std::exception& e) {
+    drop();
+    co_return internal_error("DATA", e);
+  }
+}
+
+asio::awaitable<void> RelaySession::reset() {
+  lost_reply_ = {};
+  try {
+    co_await reset_upstream();
+  } catch (const std::exception& e) {
+    drop();
+    (void)internal_error("RSET", e);
+  }
+}
+
+asio::awaitable<void> RelaySession::reset_upstream() {
+  if (!upstream_) co_return;
+  if (upstream_->broken()) {
+    drop();
+    co_return;
+  }
+  if (!upstream_->in_transaction()) co_return;
+  Step step = co_await upstream_->rset();
+  if (!step || step->code != 250) {
+    if (step) {
+      MG_LOG_WARNING("relay#{} {}: RSET refused: {}", upstream_->id(), upstream_->peer(),
+                     step->summary());
+    }
+    drop();
+  }
+}
+
+void RelaySession::release() {
+  lost_reply_ = {};
+  if (!upstream_) return;
+  if (upstream_->broken()) {
+    upstream_.reset();
+  } else if (upstream_->in_transaction()) {
+    pool_.retire(std::move(upstream_));  // QUIT aborts the backend's transaction
+  } else {
+    pool_.give_back(std::move(upstream_));
+  }
+}
+
+}  // namespace mailgate::relay

@@ -1,0 +1,78 @@
+// relay/relay_session.h — RelaySession, the real BackendSession, and the pool internals it uses
+// (UpstreamPool::Impl). Private to relay/: the rest of the gateway sees only backend.h/pool.h.
+// Owns: the upstream connection of one client session between mail() and release(); the
+// choice of XCLIENT or XFORWARD; the transparent retry of a stale pooled connection; turning
+// failures into the gateway's 4xx replies.
+// Must not touch: the client side (replies are returned, never written), the spool's storage.
+// Thread-safety: a pool and all its sessions run on one io_context thread; no locks.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <memory>
+
+#include "relay/backend.h"
+#include "relay/pool.h"
+#include "relay/relay_config.h"
+#include "relay/upstream.h"
+
+namespace mailgate::relay {
+
+struct UpstreamPool::Impl {
+  Impl(asio::any_io_executor executor, RelayConfig config);
+  ~Impl();
+
+  // An idle connection that is young enough, still alive and can carry a transaction for
+  // `client`, most recently used first; null when there is none. Unusable ones are closed.
+  std::unique_ptr<Upstream> acquire(const ClientInfo& client);
+  // Takes back a connection after a session: kept when healthy, outside a transaction and
+  // re-usable for another client (evicting the oldest beyond pool_max_idle); otherwise closed.
+  void give_back(std::unique_ptr<Upstream> upstream);
+  // Closes a connection politely: QUIT in a detached coroutine.
+  void retire(std::unique_ptr<Upstream> upstream);
+  void close_idle();
+  size_t idle_count() const;
+
+  asio::any_io_executor executor;
+  std::shared_ptr<const RelayConfig> config;
+
+  // The idle list lives in a shared block so the expiry timer's handler can outlive the pool.
+  struct Idle;
+
+ private:
+  std::shared_ptr<Idle> idle_;
+};
+
+class RelaySession final : public BackendSession {
+ public:
+  explicit RelaySession(UpstreamPool::Impl& pool) : pool_(pool) {}
+  ~RelaySession() override;
+  RelaySession(const RelaySession&) = delete;
+  RelaySession& operator=(const RelaySession&) = delete;
+
+  asio::awaitable<smtp::Reply> mail(const ClientInfo& client, const smtp::MailArgs& mail) override;
+  asio::awaitable<smtp::Reply> rcpt(const std::string& address) override;
+  asio::awaitable<smtp::Reply> data(const std::string& prepend,
+                                    const spool::Spool& message) override;
+  asio::awaitable<void> reset() override;
+  void release() override;
+
+ private:
+  asio::awaitable<smtp::Reply> start_transaction(const ClientInfo& client,
+                                                 const smtp::MailArgs& mail);
+  // XCLIENT (unless the same client is still in effect) or XFORWARD, as configured and
+  // offered. A non-positive reply is what the client should get for its MAIL.
+  asio::awaitable<Step> introduce(const ClientInfo& client);
+  asio::awaitable<void> reset_upstream();
+  // The reply for rcpt()/data() when no transaction is open on a live connection.
+  smtp::Reply no_transaction_reply() const;
+  void drop();  // closes the connection now (not pooled)
+
+  UpstreamPool::Impl& pool_;
+  std::unique_ptr<Upstream> upstream_;
+  // Set when the connection broke inside a transaction: later steps of that transaction get
+  // the same 4xx instead of a sequence error.
+  smtp::Reply lost_reply_;
+};
+
+}  // namespace mailgate::relay
