@@ -9,7 +9,10 @@
  * major differs from its own, with an error naming the plugin and both versions. Within a
  * major, structs only grow at the end and carry their own struct_size, so an older plugin
  * runs on a newer host and a newer plugin can see (via host->struct_size) which services the
- * host offers. Nothing is ever removed or reordered within a major.
+ * host offers. Nothing is ever removed or reordered within a major. Across majors, the first
+ * members of mg_host (struct_size, abi_version, log) and of mg_plugin (struct_size,
+ * abi_version, name) never move, so a host and a plugin of different majors can still name
+ * each other in the error that refuses the pair.
  *
  * Threads. Callbacks of one session are never called concurrently, but different sessions
  * call the same plugin concurrently from several threads: the state returned by create()
@@ -95,7 +98,9 @@ typedef enum mg_dns_status {
 } mg_dns_status;
 
 /* One answer record as text: A/AAAA an address, PTR/MX a name ("10 mx.example." for MX is
- * split: preference in `preference`, name in `text`), TXT the strings concatenated. */
+ * split: preference in `preference`, name in `text`), TXT the strings concatenated.
+ * Plugins index arrays of it, so unlike the other structs it can never grow: its layout is
+ * fixed for the whole major version. */
 typedef struct mg_dns_record {
   const char *text;
   uint16_t preference; /* MX only */
@@ -143,7 +148,9 @@ typedef struct mg_host {
   uint32_t abi_version;
 
   /* Logging. `s` may be NULL (outside a session). The line is prefixed with the plugin's
-   * name and the session id. */
+   * name and the session id. With s == NULL the host can name the plugin only while it is
+   * running that plugin's create() or destroy(); lines logged from a plugin's own threads
+   * should name the plugin in the message. */
   void (*log)(mg_session *s, mg_log_level level, const char *message);
 
   /* The reply for a TEMPFAIL or REJECT (or the greeting's refusal). code: 4xx or 5xx matching
@@ -161,6 +168,7 @@ typedef struct mg_host {
   /* Header fields of the message (from the EOH stage on), in order, names as written, values
    * unfolded-as-received (without the CRLF of the last line). */
   size_t (*header_count)(mg_session *s);
+  /* Returns 0 and sets *name and *value, or -1 when index >= header_count(). */
   int (*header_at)(mg_session *s, size_t index, const char **name, const char **value);
   /* Reads the message body (after the header block) from the EOM stage on; returns bytes
    * read, 0 at the end, -1 on error. */
@@ -172,6 +180,7 @@ typedef struct mg_host {
   void (*add_symbol)(mg_session *s, const char *name, double score, const char *detail);
   double (*score)(mg_session *s);
   size_t (*symbol_count)(mg_session *s);
+  /* Returns 0 and sets the outputs (detail may be set to NULL), or -1 when out of range. */
   int (*symbol_at)(mg_session *s, size_t index, const char **name, double *score,
                    const char **detail);
 
@@ -192,8 +201,10 @@ typedef struct mg_host {
   int (*rcpt_add)(mg_session *s, const char *address);
   int (*rcpt_remove)(mg_session *s, const char *address);
 
-  /* Per-transaction data for the calling plugin: one pointer, freed with free_fn at the end
-   * of the transaction (RESET stage) or of the session when session_scope is 1. */
+  /* Per-transaction data for the calling plugin: one pointer, freed with free_fn (when not
+   * NULL) at the end of the transaction — after the RESET callbacks ran — or, when
+   * session_scope is 1, at the end of the session after the CLOSE callbacks ran. Setting a
+   * slot again frees the previous pointer first. */
   void (*set_data)(mg_session *s, int session_scope, void *data, void (*free_fn)(void *));
   void *(*get_data)(mg_session *s, int session_scope);
 
@@ -254,6 +265,12 @@ typedef const mg_plugin *(*mg_plugin_entry_fn)(uint32_t host_abi_version, const 
 #else
 #define MG_PLUGIN_EXPORT
 #endif
+
+/* The entry point's prototype: a plugin's definition is checked against it and stays exported
+ * even when the plugin is built with -fvisibility=hidden. The host never calls it by name; it
+ * looks MG_PLUGIN_ENTRY_SYMBOL up with dlsym(). */
+MG_PLUGIN_EXPORT const mg_plugin *mailgate_plugin_entry(uint32_t host_abi_version,
+                                                        const mg_host *host);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1146 @@
+// mailgate/fake_host.hpp — an in-memory mailgate host for plugin unit tests: no gateway, no
+// network, no DNS server. Header-only, C++17; link with mailgate::fake_host (it adds libdl).
+//
+// Owns: FakeHost (one mg_host table whose every service is backed by memory the test scripts
+// and inspects: logs, policy rows, counters with a fake clock, DNS answers), FakeSession (one
+// session: items, MAIL parameters, recipients, headers, body, and what the plugin did —
+// reply, symbols, header and envelope edits, data slots), LoadedPlugin (a plugin obtained by
+// calling its entry point directly or by dlopen() of its .so, created with its settings), and
+// run_*() helpers that drive one stage the way the gateway does.
+//
+//   mailgate::fake::FakeHost host;
+//   mailgate::fake::LoadedPlugin plugin(host, &mailgate_plugin_entry, R"({"score": 2.5})");
+//   mailgate::fake::FakeSession s(host);
+//   s.set(MG_ITEM_CLIENT_ADDR, "192.0.2.1");
+//   EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+//   EXPECT_EQ(run_rcpt(plugin, s, "bot-1@example.com"), MG_REJECT);
+//   EXPECT_EQ(s.reply()->code, 550);
+//
+// The fake enforces the ABI's stage rules (header edits only in EOH/EOM, headers readable from
+// EOH, the body from EOM, rcpt_rewrite only in RCPT, ...): a refused call returns -1 as the
+// gateway would and is also listed in FakeHost::violations(), with other contract breaches
+// (invalid symbol names, DNS results freed twice or never). A clean test ends with
+// EXPECT_TRUE(host.violations().empty()).
+//
+// Threads: a FakeSession belongs to one thread at a time, like a real session; FakeHost's own
+// state (logs, DNS, policy, counters) is locked, so a test may drive sessions from several
+// threads. Services without a session argument (policy_lookup, counter_add, dns_free, log with
+// a NULL session) reach the most recently constructed FakeHost that is still alive: create
+// hosts one at a time, or nest them.
+// Lifetimes: destroy FakeSessions before the LoadedPlugin whose free_fn they may still call
+// (declare the plugin first), and the LoadedPlugin before the FakeHost.
+#pragma once
+
+#include <dlfcn.h>
+#include <mailgate/plugin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mailgate::fake {
+
+struct LogLine {
+  mg_log_level level;
+  std::string session_id;  // empty for a line logged without a session
+  std::string message;
+};
+
+struct Reply {
+  int code;
+  std::string enhanced;  // "" when the plugin gave none
+  std::string text;      // CR and LF replaced by spaces, as the gateway does
+};
+
+struct Symbol {
+  std::string name;
+  double score;
+  std::optional<std::string> detail;
+};
+
+struct HeaderField {
+  std::string name;
+  std::string value;
+};
+
+struct HeaderEdit {
+  enum class Kind { kAdd, kInsert, kRemove, kChange };
+  Kind kind;
+  std::string name;
+  std::string value;           // kAdd, kInsert, kChange
+  std::size_t index = 0;       // kInsert
+  std::size_t occurrence = 0;  // kRemove (0 = all), kChange (1-based)
+};
+
+struct EnvelopeEdit {
+  enum class Kind { kSetSender, kRcptRewrite, kRcptAdd, kRcptRemove };
+  Kind kind;
+  std::string address;
+  std::string previous;  // kSetSender: the old sender; kRcptRewrite: the recipient replaced
+};
+
+struct DnsRecord {
+  std::string text;  // address, name, or the TXT strings concatenated
+  std::uint16_t preference = 0;
+  std::uint32_t ttl = 300;
+};
+
+struct DnsAnswer {
+  mg_dns_status status = MG_DNS_OK;
+  std::vector<DnsRecord> records;
+  bool secure = false;
+};
+
+class FakeHost;
+class FakeSession;
+class LoadedPlugin;
+
+namespace detail {
+
+inline std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// DNS names compare case-insensitively and without the trailing dot.
+inline std::string dns_key(std::string_view name) {
+  std::string out = lower(name);
+  if (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+inline bool valid_symbol_name(const char* name) {
+  if (name == nullptr || *name == '\0') return false;
+  for (const char* p = name; *p != '\0'; ++p)
+    if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
+  return true;
+}
+
+// A header field name: printable US-ASCII except ':' (RFC 5322 section 3.6.8).
+inline bool valid_header_name(const char* name) {
+  if (name == nullptr || *name == '\0') return false;
+  for (const char* p = name; *p != '\0'; ++p)
+    if (*p < 33 || *p > 126 || *p == ':') return false;
+  return true;
+}
+
+// A header value: no NUL, and CR LF only as folding (followed by a space or a tab).
+inline bool valid_header_value(const char* value) {
+  if (value == nullptr) return false;
+  for (const char* p = value; *p != '\0'; ++p) {
+    if (*p == '\r') {
+      if (p[1] != '\n' || (p[2] != ' ' && p[2] != '\t')) return false;
+      ++p;
+    } else if (*p == '\n') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// An envelope address without <>: no controls, spaces or angle brackets.
+inline bool valid_address(const char* address, bool allow_empty) {
+  if (address == nullptr) return false;
+  if (*address == '\0') return allow_empty;
+  for (const char* p = address; *p != '\0'; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c <= 32 || c == 127 || c == '<' || c == '>') return false;
+  }
+  return true;
+}
+
+inline const char* stage_name(mg_stage stage) {
+  static const char* const kNames[] = {"CONNECT", "HELO", "MAIL", "RCPT",  "DATA", "HEADER",
+                                       "EOH",     "BODY", "EOM",  "RESET", "CLOSE"};
+  const unsigned i = static_cast<unsigned>(stage);
+  return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "?";
+}
+
+inline FakeHost*& current_host() {
+  static FakeHost* host = nullptr;
+  return host;
+}
+
+struct Callbacks;
+
+}  // namespace detail
+
+// The host side of the ABI, in memory. Not copyable or movable: plugins keep its table.
+class FakeHost {
+ public:
+  FakeHost();
+  ~FakeHost();
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  // The services table to hand to a plugin's entry point and create().
+  const mg_host* table() const noexcept { return &table_; }
+
+  // --- DNS ---------------------------------------------------------------------------------
+  // Scripts the answer to (name, type); names match case-insensitively, trailing dot or not.
+  void add_dns(std::string_view name, mg_dns_type type, DnsAnswer answer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dns_[{detail::dns_key(name), type}] = std::move(answer);
+  }
+  // Shorthand for an MG_DNS_OK answer with these records' text (ttl 300, preference 0).
+  void add_dns(std::string_view name, mg_dns_type type, const std::vector<std::string>& texts) {
+    DnsAnswer answer;
+    for (const std::string& t : texts) answer.records.push_back(DnsRecord{t, 0, 300});
+    add_dns(name, type, std::move(answer));
+  }
+  // Shorthand for an answer without records (NXDOMAIN, NODATA, TEMPFAIL, ERROR).
+  void add_dns_status(std::string_view name, mg_dns_type type, mg_dns_status status) {
+    DnsAnswer answer;
+    answer.status = status;
+    add_dns(name, type, std::move(answer));
+  }
+  // The status of queries nobody scripted (MG_DNS_NXDOMAIN unless set).
+  void set_dns_default(mg_dns_status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dns_default_ = status;
+  }
+  // Every query the plugin made, in order: (name as asked, type).
+  std::vector<std::pair<std::string, mg_dns_type>> dns_queries() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dns_queries_;
+  }
+  // Results handed out and not yet freed with dns_free().
+  std::size_t dns_results_outstanding() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dns_results_.size();
+  }
+  // What dns_query() does for a plugin flagged MG_PLUGIN_NONBLOCKING: MG_DNS_ERROR, no query.
+  // LoadedPlugin sets it from the descriptor's flags.
+  void set_nonblocking(bool nonblocking) {
+    std::lock_guard<std::mutex> lock(mu_);
+    nonblocking_ = nonblocking;
+  }
+
+  // --- policy ------------------------------------------------------------------------------
+  void set_policy(std::string_view table, std::string_view key, std::string_view value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy_[{std::string(table), std::string(key)}] = std::string(value);
+  }
+  void clear_policy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy_.clear();
+  }
+
+  // --- counters (fixed windows on a fake clock) --------------------------------------------
+  // When false, counter_add() fails as with an unreachable Redis.
+  void set_counters_available(bool available) {
+    std::lock_guard<std::mutex> lock(mu_);
+    counters_available_ = available;
+  }
+  // The counter's current value (0 when unknown or expired).
+  std::int64_t counter(std::string_view key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = counters_.find(std::string(key));
+    if (it == counters_.end() || expired(it->second)) return 0;
+    return it->second.value;
+  }
+  // Moves the fake clock; counters whose window has passed start again from 0.
+  void advance_time_ms(std::uint64_t ms) {
+    std::lock_guard<std::mutex> lock(mu_);
+    now_ms_ += ms;
+  }
+
+  // --- logs and contract violations ----------------------------------------------------------
+  std::vector<LogLine> logs() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return logs_;
+  }
+  // True when some line contains `needle`.
+  bool logged(std::string_view needle) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const LogLine& line : logs_)
+      if (line.message.find(needle) != std::string::npos) return true;
+    return false;
+  }
+  void clear_logs() {
+    std::lock_guard<std::mutex> lock(mu_);
+    logs_.clear();
+  }
+  // Also print every log line to stderr (handy when a test fails).
+  void echo_logs(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    echo_ = on;
+  }
+  // Calls the gateway would refuse or that break the ABI's rules, one line each.
+  std::vector<std::string> violations() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out = violations_;
+    if (!dns_results_.empty())
+      out.push_back(std::to_string(dns_results_.size()) + " DNS result(s) not freed");
+    return out;
+  }
+
+ private:
+  friend class FakeSession;
+  friend struct detail::Callbacks;
+
+  struct Counter {
+    std::int64_t value = 0;
+    std::uint64_t start_ms = 0;
+    std::uint32_t window_ms = 0;
+  };
+  // One result handed to the plugin, with the storage its pointers point into.
+  struct DnsBlock {
+    mg_dns_result result{};
+    std::vector<std::string> texts;
+    std::vector<mg_dns_record> records;
+  };
+
+  bool expired(const Counter& c) const {
+    return c.window_ms != 0 && now_ms_ - c.start_ms >= c.window_ms;
+  }
+  void add_log(mg_log_level level, std::string session_id, std::string message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (echo_) {
+      static const char* const kNames[] = {"debug", "info", "warning", "error"};
+      const unsigned i = static_cast<unsigned>(level);
+      std::fprintf(stderr, "[fake host] %s: %s%s%s\n", i < 4 ? kNames[i] : "?", session_id.c_str(),
+                   session_id.empty() ? "" : ": ", message.c_str());
+    }
+    logs_.push_back(LogLine{level, std::move(session_id), std::move(message)});
+  }
+  void violation(std::string what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    violations_.push_back(std::move(what));
+  }
+  std::uint64_t next_session_number() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ++sessions_;
+  }
+
+  mg_host table_{};
+  FakeHost* previous_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, mg_dns_type>, DnsAnswer> dns_;
+  mg_dns_status dns_default_ = MG_DNS_NXDOMAIN;
+  std::vector<std::pair<std::string, mg_dns_type>> dns_queries_;
+  std::map<const mg_dns_result*, std::unique_ptr<DnsBlock>> dns_results_;
+  bool nonblocking_ = false;
+  std::map<std::pair<std::string, std::string>, std::string> policy_;
+  std::map<std::string, Counter> counters_;
+  bool counters_available_ = true;
+  std::uint64_t now_ms_ = 0;
+  std::vector<LogLine> logs_;
+  std::vector<std::string> violations_;
+  bool echo_ = false;
+  std::uint64_t sessions_ = 0;
+};
+
+// One SMTP session as the gateway would present it to a plugin. The test sets what the client
+// sent; the run_*() helpers move it through the stages; the accessors show what the plugin did.
+// Defaults: a session id, client 192.0.2.1 port 40000 named "unknown", listener 127.0.0.1:25
+// with profile "inbound", protocol "SMTP", host name "mx.fake.test"; change any with set().
+class FakeSession {
+ public:
+  explicit FakeSession(FakeHost& host) : host_(host) {
+    char id[32];
+    std::snprintf(id, sizeof(id), "FAKE%08llu",
+                  static_cast<unsigned long long>(host.next_session_number()));
+    set(MG_ITEM_SESSION_ID, id);
+    set(MG_ITEM_CLIENT_ADDR, "192.0.2.1");
+    set(MG_ITEM_CLIENT_PORT, "40000");
+    set(MG_ITEM_CLIENT_NAME, "unknown");
+    set(MG_ITEM_LOCAL_ADDR, "127.0.0.1:25");
+    set(MG_ITEM_PROFILE, "inbound");
+    set(MG_ITEM_PROTOCOL, "SMTP");
+    set(MG_ITEM_HOSTNAME, "mx.fake.test");
+  }
+  ~FakeSession() {
+    free_slot(tx_data_);
+    free_slot(session_data_);
+  }
+  FakeSession(const FakeSession&) = delete;
+  FakeSession& operator=(const FakeSession&) = delete;
+
+  // The opaque handle plugins receive.
+  mg_session* handle() noexcept { return reinterpret_cast<mg_session*>(this); }
+  FakeHost& host() noexcept { return host_; }
+
+  // --- what the test sets --------------------------------------------------------------------
+  FakeSession& set(mg_item item, std::string_view value) {
+    if (static_cast<unsigned>(item) < items_.size()) items_[item] = std::string(value);
+    return *this;
+  }
+  FakeSession& unset(mg_item item) {
+    if (static_cast<unsigned>(item) < items_.size()) items_[item].reset();
+    return *this;
+  }
+  std::optional<std::string> item(mg_item item) const {
+    if (static_cast<unsigned>(item) >= items_.size()) return std::nullopt;
+    return items_[item];
+  }
+  // A MAIL FROM parameter; `value` "" for a keyword without one ("SMTPUTF8").
+  FakeSession& set_mail_param(std::string_view keyword, std::string_view value = "") {
+    mail_params_[detail::lower(keyword)] = std::string(value);
+    return *this;
+  }
+  // A recipient the gateway has already accepted (run_rcpt() adds them as it goes).
+  FakeSession& add_recipient(std::string_view address) {
+    recipients_.emplace_back(address);
+    return *this;
+  }
+  // A header field as received (run_header() adds them as it goes).
+  FakeSession& add_header(std::string_view name, std::string_view value) {
+    received_headers_.push_back(HeaderField{std::string(name), std::string(value)});
+    return *this;
+  }
+  FakeSession& set_body(std::string_view body) {
+    body_.assign(body);
+    return *this;
+  }
+  // Overrides the computed message size (header fields + blank line + body).
+  FakeSession& set_message_size(std::uint64_t size) {
+    message_size_ = size;
+    return *this;
+  }
+  // The stage the services see; the run_*() helpers set it.
+  FakeSession& set_stage(mg_stage stage) {
+    stage_ = stage;
+    return *this;
+  }
+  mg_stage stage() const noexcept { return stage_; }
+
+  // What the gateway does after the RESET stage: frees the transaction's data slot and forgets
+  // the transaction (sender, parameters, recipients, message, reply, symbols, edits).
+  void end_transaction() {
+    free_slot(tx_data_);
+    unset(MG_ITEM_SENDER).unset(MG_ITEM_TX_ID).unset(MG_ITEM_CURRENT_RCPT);
+    sender_.reset();
+    mail_params_.clear();
+    recipients_.clear();
+    received_headers_.clear();
+    body_.clear();
+    message_size_.reset();
+    reply_.reset();
+    symbols_.clear();
+    header_edits_.clear();
+    envelope_edits_.clear();
+  }
+  // What the gateway does after the CLOSE stage.
+  void end_session() {
+    free_slot(tx_data_);
+    free_slot(session_data_);
+  }
+
+  // --- what the plugin did -------------------------------------------------------------------
+  const std::optional<Reply>& reply() const noexcept { return reply_; }
+  const std::vector<Symbol>& symbols() const noexcept { return symbols_; }
+  std::optional<Symbol> symbol(std::string_view name) const {
+    for (const Symbol& s : symbols_)
+      if (s.name == name) return s;
+    return std::nullopt;
+  }
+  bool has_symbol(std::string_view name) const { return symbol(name).has_value(); }
+  double score() const {
+    double sum = 0;
+    for (const Symbol& s : symbols_) sum += s.score;
+    return sum;
+  }
+  const std::vector<HeaderEdit>& header_edits() const noexcept { return header_edits_; }
+  const std::vector<HeaderField>& received_headers() const noexcept { return received_headers_; }
+  // The header as it would be relayed: the received fields with the edits applied in order.
+  std::vector<HeaderField> headers() const {
+    std::vector<HeaderField> out = received_headers_;
+    for (const HeaderEdit& e : header_edits_) apply(out, e);
+    return out;
+  }
+  // The value of the first relayed field named `name` (case-insensitive).
+  std::optional<std::string> header(std::string_view name) const {
+    for (const HeaderField& f : headers())
+      if (detail::lower(f.name) == detail::lower(name)) return f.value;
+    return std::nullopt;
+  }
+  const std::vector<EnvelopeEdit>& envelope_edits() const noexcept { return envelope_edits_; }
+  // The envelope as it would be relayed.
+  std::optional<std::string> sender() const { return sender_; }
+  const std::vector<std::string>& recipients() const noexcept { return recipients_; }
+  const std::string& body() const noexcept { return body_; }
+  const std::vector<LogLine>& logs() const noexcept { return logs_; }
+  bool logged(std::string_view needle) const {
+    for (const LogLine& line : logs_)
+      if (line.message.find(needle) != std::string::npos) return true;
+    return false;
+  }
+  // The data slot's pointer (Scope: 0 transaction, 1 session).
+  void* data(int session_scope) const noexcept {
+    return session_scope != 0 ? session_data_.data : tx_data_.data;
+  }
+
+ private:
+  friend struct detail::Callbacks;
+  friend mg_action run_mail(LoadedPlugin&, FakeSession&, std::string_view);
+  friend mg_action run_rcpt(LoadedPlugin&, FakeSession&, std::string_view);
+  friend mg_action run_header(LoadedPlugin&, FakeSession&, std::string_view, std::string_view);
+  friend mg_action run_body(LoadedPlugin&, FakeSession&, std::string_view);
+
+  struct Slot {
+    void* data = nullptr;
+    void (*free_fn)(void*) = nullptr;
+  };
+  static void free_slot(Slot& slot) {
+    if (slot.data != nullptr && slot.free_fn != nullptr) slot.free_fn(slot.data);
+    slot = Slot{};
+  }
+
+  static void apply(std::vector<HeaderField>& fields, const HeaderEdit& e) {
+    const std::string name = detail::lower(e.name);
+    switch (e.kind) {
+      case HeaderEdit::Kind::kAdd:
+        fields.push_back(HeaderField{e.name, e.value});
+        return;
+      case HeaderEdit::Kind::kInsert: {
+        const std::size_t at = e.index < fields.size() ? e.index : fields.size();
+        fields.insert(fields.begin() + static_cast<std::ptrdiff_t>(at),
+                      HeaderField{e.name, e.value});
+        return;
+      }
+      case HeaderEdit::Kind::kRemove:
+      case HeaderEdit::Kind::kChange: {
+        std::size_t seen = 0;
+        for (auto it = fields.begin(); it != fields.end();) {
+          if (detail::lower(it->name) != name) {
+            ++it;
+            continue;
+          }
+          ++seen;
+          if (e.kind == HeaderEdit::Kind::kRemove && (e.occurrence == 0 || e.occurrence == seen)) {
+            it = fields.erase(it);
+            continue;
+          }
+          if (e.kind == HeaderEdit::Kind::kChange && e.occurrence == seen) it->value = e.value;
+          ++it;
+        }
+        return;
+      }
+    }
+  }
+
+  bool in_stages(mg_stage first, mg_stage last) const { return stage_ >= first && stage_ <= last; }
+  // A call the gateway refuses in this stage: note it and return -1.
+  int refuse(const char* service, const char* rule) {
+    host_.violation(std::string(service) + " refused in stage " + detail::stage_name(stage_) +
+                    ": " + rule);
+    return -1;
+  }
+  int malformed(const char* service, const char* what) {
+    host_.violation(std::string(service) + ": " + what);
+    return -1;
+  }
+  std::uint64_t computed_message_size() const {
+    if (message_size_) return *message_size_;
+    std::uint64_t size = 2 + body_.size();  // the blank line ending the header
+    for (const HeaderField& f : received_headers_) size += f.name.size() + 2 + f.value.size() + 2;
+    return size;
+  }
+
+  FakeHost& host_;
+  mg_stage stage_ = MG_STAGE_CONNECT;
+  std::array<std::optional<std::string>, MG_ITEM_COUNT> items_;
+  std::map<std::string, std::string> mail_params_;  // keyword lower-cased
+  std::optional<std::string> sender_;
+  std::vector<std::string> recipients_;
+  std::string current_rcpt_;
+  std::vector<HeaderField> received_headers_;
+  std::string body_;
+  std::optional<std::uint64_t> message_size_;
+  std::optional<Reply> reply_;
+  std::vector<Symbol> symbols_;
+  std::vector<HeaderEdit> header_edits_;
+  std::vector<EnvelopeEdit> envelope_edits_;
+  Slot tx_data_;
+  Slot session_data_;
+  std::vector<LogLine> logs_;
+  unsigned transactions_ = 0;
+};
+
+namespace detail {
+
+// The C functions of the fake's mg_host table.
+struct Callbacks {
+  static FakeSession& session(mg_session* s) { return *reinterpret_cast<FakeSession*>(s); }
+
+  static void log(mg_session* s, mg_log_level level, const char* message) {
+    const std::string text = message != nullptr ? message : "(null)";
+    if (s == nullptr) {
+      if (FakeHost* host = current_host()) host->add_log(level, "", text);
+      return;
+    }
+    FakeSession& fs = session(s);
+    const std::string id = fs.item(MG_ITEM_SESSION_ID).value_or("");
+    fs.logs_.push_back(LogLine{level, id, text});
+    fs.host_.add_log(level, id, text);
+  }
+
+  static void set_reply(mg_session* s, int code, const char* enhanced, const char* text) {
+    std::string line = text != nullptr ? text : "";
+    for (char& c : line)
+      if (c == '\r' || c == '\n') c = ' ';
+    FakeSession& fs = session(s);
+    if (code < 400 || code > 599) fs.malformed("set_reply", "code is not 4xx or 5xx");
+    fs.reply_ = Reply{code, enhanced != nullptr ? enhanced : "", std::move(line)};
+  }
+
+  static const char* get(mg_session* s, mg_item item) {
+    FakeSession& fs = session(s);
+    if (static_cast<unsigned>(item) >= fs.items_.size()) return nullptr;
+    const std::optional<std::string>& value = fs.items_[item];
+    return value ? value->c_str() : nullptr;
+  }
+
+  static const char* mail_param(mg_session* s, const char* keyword) {
+    FakeSession& fs = session(s);
+    if (keyword == nullptr) return nullptr;
+    auto it = fs.mail_params_.find(lower(keyword));
+    return it != fs.mail_params_.end() ? it->second.c_str() : nullptr;
+  }
+
+  static std::size_t rcpt_count(mg_session* s) { return session(s).recipients_.size(); }
+  static const char* rcpt_at(mg_session* s, std::size_t index) {
+    FakeSession& fs = session(s);
+    return index < fs.recipients_.size() ? fs.recipients_[index].c_str() : nullptr;
+  }
+
+  static bool headers_readable(const FakeSession& fs) {
+    return fs.in_stages(MG_STAGE_EOH, MG_STAGE_EOM);
+  }
+  static std::size_t header_count(mg_session* s) {
+    FakeSession& fs = session(s);
+    return headers_readable(fs) ? fs.received_headers_.size() : 0;
+  }
+  static int header_at(mg_session* s, std::size_t index, const char** name, const char** value) {
+    FakeSession& fs = session(s);
+    if (!headers_readable(fs) || index >= fs.received_headers_.size()) return -1;
+    if (name != nullptr) *name = fs.received_headers_[index].name.c_str();
+    if (value != nullptr) *value = fs.received_headers_[index].value.c_str();
+    return 0;
+  }
+
+  static std::int64_t body_read(mg_session* s, std::uint64_t offset, void* buf, std::size_t len) {
+    FakeSession& fs = session(s);
+    if (fs.stage_ != MG_STAGE_EOM) return fs.refuse("body_read", "the body is readable in EOM");
+    if (offset >= fs.body_.size()) return 0;
+    const std::size_t n = std::min<std::uint64_t>(len, fs.body_.size() - offset);
+    std::memcpy(buf, fs.body_.data() + offset, n);
+    return static_cast<std::int64_t>(n);
+  }
+  static std::uint64_t message_size(mg_session* s) { return session(s).computed_message_size(); }
+
+  static void add_symbol(mg_session* s, const char* name, double score, const char* detail) {
+    FakeSession& fs = session(s);
+    if (!valid_symbol_name(name)) {
+      fs.malformed("add_symbol", "symbol names match [A-Z0-9_]+");
+      return;
+    }
+    std::optional<std::string> detail_text;
+    if (detail != nullptr) detail_text = detail;
+    for (Symbol& sym : fs.symbols_) {
+      if (sym.name == name) {
+        sym.score = score;
+        sym.detail = std::move(detail_text);
+        return;
+      }
+    }
+    fs.symbols_.push_back(Symbol{name, score, std::move(detail_text)});
+  }
+  static double score(mg_session* s) { return session(s).score(); }
+  static std::size_t symbol_count(mg_session* s) { return session(s).symbols_.size(); }
+  static int symbol_at(mg_session* s, std::size_t index, const char** name, double* score,
+                       const char** detail) {
+    FakeSession& fs = session(s);
+    if (index >= fs.symbols_.size()) return -1;
+    const Symbol& sym = fs.symbols_[index];
+    if (name != nullptr) *name = sym.name.c_str();
+    if (score != nullptr) *score = sym.score;
+    if (detail != nullptr) *detail = sym.detail ? sym.detail->c_str() : nullptr;
+    return 0;
+  }
+
+  static int header_edit(mg_session* s, const char* service, HeaderEdit edit, bool with_value,
+                         const char* name, const char* value) {
+    FakeSession& fs = session(s);
+    if (fs.stage_ != MG_STAGE_EOH && fs.stage_ != MG_STAGE_EOM)
+      return fs.refuse(service, "header edits are allowed in EOH and EOM");
+    if (!valid_header_name(name)) return fs.malformed(service, "invalid header field name");
+    if (with_value && !valid_header_value(value))
+      return fs.malformed(service, "invalid header value (NUL, or CR/LF not folding)");
+    edit.name = name;
+    if (with_value) edit.value = value;
+    fs.header_edits_.push_back(std::move(edit));
+    return 0;
+  }
+  static int header_add(mg_session* s, const char* name, const char* value) {
+    return header_edit(s, "header_add", HeaderEdit{HeaderEdit::Kind::kAdd, {}, {}, 0, 0}, true,
+                       name, value);
+  }
+  static int header_insert(mg_session* s, std::size_t index, const char* name, const char* value) {
+    return header_edit(s, "header_insert", HeaderEdit{HeaderEdit::Kind::kInsert, {}, {}, index, 0},
+                       true, name, value);
+  }
+  static int header_remove(mg_session* s, const char* name, std::size_t occurrence) {
+    return header_edit(s, "header_remove",
+                       HeaderEdit{HeaderEdit::Kind::kRemove, {}, {}, 0, occurrence}, false, name,
+                       nullptr);
+  }
+  static int header_change(mg_session* s, const char* name, std::size_t occurrence,
+                           const char* value) {
+    if (occurrence == 0) return session(s).malformed("header_change", "occurrence is 1-based");
+    return header_edit(s, "header_change",
+                       HeaderEdit{HeaderEdit::Kind::kChange, {}, {}, 0, occurrence}, true, name,
+                       value);
+  }
+
+  static int set_sender(mg_session* s, const char* address) {
+    FakeSession& fs = session(s);
+    if (!fs.in_stages(MG_STAGE_MAIL, MG_STAGE_EOM))
+      return fs.refuse("set_sender", "allowed from MAIL to EOM");
+    if (!valid_address(address, true)) return fs.malformed("set_sender", "malformed address");
+    fs.envelope_edits_.push_back(
+        EnvelopeEdit{EnvelopeEdit::Kind::kSetSender, address, fs.sender_.value_or("")});
+    fs.sender_ = address;
+    return 0;
+  }
+  static int rcpt_rewrite(mg_session* s, const char* address) {
+    FakeSession& fs = session(s);
+    if (fs.stage_ != MG_STAGE_RCPT) return fs.refuse("rcpt_rewrite", "allowed in RCPT");
+    if (!valid_address(address, false)) return fs.malformed("rcpt_rewrite", "malformed address");
+    fs.envelope_edits_.push_back(
+        EnvelopeEdit{EnvelopeEdit::Kind::kRcptRewrite, address, fs.current_rcpt_});
+    fs.current_rcpt_ = address;
+    fs.set(MG_ITEM_CURRENT_RCPT, address);
+    return 0;
+  }
+  static int rcpt_add(mg_session* s, const char* address) {
+    FakeSession& fs = session(s);
+    if (!fs.in_stages(MG_STAGE_RCPT, MG_STAGE_EOM))
+      return fs.refuse("rcpt_add", "allowed from RCPT to EOM");
+    if (!valid_address(address, false)) return fs.malformed("rcpt_add", "malformed address");
+    fs.envelope_edits_.push_back(EnvelopeEdit{EnvelopeEdit::Kind::kRcptAdd, address, ""});
+    fs.recipients_.emplace_back(address);
+    return 0;
+  }
+  static int rcpt_remove(mg_session* s, const char* address) {
+    FakeSession& fs = session(s);
+    if (!fs.in_stages(MG_STAGE_RCPT, MG_STAGE_EOM))
+      return fs.refuse("rcpt_remove", "allowed from RCPT to EOM");
+    if (!valid_address(address, false)) return fs.malformed("rcpt_remove", "malformed address");
+    fs.envelope_edits_.push_back(EnvelopeEdit{EnvelopeEdit::Kind::kRcptRemove, address, ""});
+    for (auto it = fs.recipients_.begin(); it != fs.recipients_.end();) {
+      it = lower(*it) == lower(address) ? fs.recipients_.erase(it) : it + 1;
+    }
+    return 0;
+  }
+
+  static void set_data(mg_session* s, int session_scope, void* data, void (*free_fn)(void*)) {
+    FakeSession& fs = session(s);
+    FakeSession::Slot& slot = session_scope != 0 ? fs.session_data_ : fs.tx_data_;
+    FakeSession::free_slot(slot);
+    slot.data = data;
+    slot.free_fn = free_fn;
+  }
+  static void* get_data(mg_session* s, int session_scope) { return session(s).data(session_scope); }
+
+  static mg_dns_result* dns_query(mg_session* s, const char* name, mg_dns_type type) {
+    FakeHost& host = session(s).host_;
+    auto block = std::make_unique<FakeHost::DnsBlock>();
+    block->result.struct_size = sizeof(mg_dns_result);
+    std::lock_guard<std::mutex> lock(host.mu_);
+    if (name == nullptr || host.nonblocking_) {
+      block->result.status = MG_DNS_ERROR;
+    } else {
+      host.dns_queries_.emplace_back(name, type);
+      auto it = host.dns_.find({dns_key(name), type});
+      if (it == host.dns_.end()) {
+        block->result.status = host.dns_default_;
+      } else {
+        const DnsAnswer& answer = it->second;
+        block->result.status = answer.status;
+        block->result.secure = answer.secure ? 1 : 0;
+        block->texts.reserve(answer.records.size());
+        for (const DnsRecord& r : answer.records) block->texts.push_back(r.text);
+        for (std::size_t i = 0; i < answer.records.size(); ++i)
+          block->records.push_back(mg_dns_record{
+              block->texts[i].c_str(), answer.records[i].preference, answer.records[i].ttl});
+      }
+    }
+    block->result.count = block->records.size();
+    block->result.records = block->records.empty() ? nullptr : block->records.data();
+    mg_dns_result* result = &block->result;
+    host.dns_results_[result] = std::move(block);
+    return result;
+  }
+  static void dns_free(mg_dns_result* result) {
+    if (result == nullptr) return;
+    FakeHost* host = current_host();
+    if (host == nullptr) return;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    if (host->dns_results_.erase(result) == 0)
+      host->violations_.push_back("dns_free of a result not handed out (or freed twice)");
+  }
+
+  static int policy_lookup(const char* table, const char* key, char* buf, std::size_t buflen) {
+    FakeHost* host = current_host();
+    if (host == nullptr || table == nullptr || key == nullptr) return 0;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    auto it = host->policy_.find({table, key});
+    if (it == host->policy_.end()) return 0;
+    if (buf != nullptr && buflen > 0) {
+      const std::size_t n = std::min(buflen - 1, it->second.size());
+      std::memcpy(buf, it->second.data(), n);
+      buf[n] = '\0';
+    }
+    return 1;
+  }
+
+  static int counter_add(const char* key, std::int64_t delta, std::uint32_t window_ms,
+                         std::int64_t* value) {
+    FakeHost* host = current_host();
+    if (host == nullptr || key == nullptr) return -1;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    if (!host->counters_available_) return -1;
+    FakeHost::Counter& c = host->counters_[key];
+    if (host->expired(c) || c.window_ms != window_ms) {
+      c.value = 0;
+      c.start_ms = host->now_ms_;
+      c.window_ms = window_ms;
+    }
+    c.value += delta;
+    if (value != nullptr) *value = c.value;
+    return 0;
+  }
+};
+
+}  // namespace detail
+
+inline FakeHost::FakeHost() {
+  using C = detail::Callbacks;
+  table_.struct_size = sizeof(mg_host);
+  table_.abi_version = MG_ABI_VERSION;
+  table_.log = &C::log;
+  table_.set_reply = &C::set_reply;
+  table_.get = &C::get;
+  table_.mail_param = &C::mail_param;
+  table_.rcpt_count = &C::rcpt_count;
+  table_.rcpt_at = &C::rcpt_at;
+  table_.header_count = &C::header_count;
+  table_.header_at = &C::header_at;
+  table_.body_read = &C::body_read;
+  table_.message_size = &C::message_size;
+  table_.add_symbol = &C::add_symbol;
+  table_.score = &C::score;
+  table_.symbol_count = &C::symbol_count;
+  table_.symbol_at = &C::symbol_at;
+  table_.header_add = &C::header_add;
+  table_.header_insert = &C::header_insert;
+  table_.header_remove = &C::header_remove;
+  table_.header_change = &C::header_change;
+  table_.set_sender = &C::set_sender;
+  table_.rcpt_rewrite = &C::rcpt_rewrite;
+  table_.rcpt_add = &C::rcpt_add;
+  table_.rcpt_remove = &C::rcpt_remove;
+  table_.set_data = &C::set_data;
+  table_.get_data = &C::get_data;
+  table_.dns_query = &C::dns_query;
+  table_.dns_free = &C::dns_free;
+  table_.policy_lookup = &C::policy_lookup;
+  table_.counter_add = &C::counter_add;
+  previous_ = detail::current_host();
+  detail::current_host() = this;
+}
+
+inline FakeHost::~FakeHost() {
+  if (detail::current_host() == this) detail::current_host() = previous_;
+}
+
+// A plugin instance: its descriptor and the state its create() returned, destroyed (and the
+// .so closed) with this object. Errors throw std::runtime_error with the reason.
+class LoadedPlugin {
+ public:
+  // A plugin linked into the test: pass its entry point (&mailgate_plugin_entry). A test
+  // executable can link one plugin this way (each defines that symbol); load others with open().
+  LoadedPlugin(FakeHost& host, mg_plugin_entry_fn entry, std::string_view settings_json = "{}")
+      : host_(&host) {
+    init(entry, settings_json);
+  }
+  // A built .so, loaded as the gateway does: dlopen(RTLD_NOW | RTLD_LOCAL), then dlsym of
+  // MG_PLUGIN_ENTRY_SYMBOL. dlerror() is reported verbatim.
+  static LoadedPlugin open(FakeHost& host, const std::string& path,
+                           std::string_view settings_json = "{}") {
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) throw std::runtime_error(dlerror());
+    dlerror();
+    void* symbol = dlsym(handle, MG_PLUGIN_ENTRY_SYMBOL);
+    if (symbol == nullptr) {
+      const char* error = dlerror();
+      std::string message = path + ": no " MG_PLUGIN_ENTRY_SYMBOL "()";
+      if (error != nullptr) message += std::string(": ") + error;
+      dlclose(handle);
+      throw std::runtime_error(message);
+    }
+    mg_plugin_entry_fn entry = nullptr;
+    static_assert(sizeof(entry) == sizeof(symbol), "function and data pointers differ in size");
+    std::memcpy(&entry, &symbol, sizeof(entry));
+    LoadedPlugin plugin(host, handle);
+    plugin.init(entry, settings_json);
+    return plugin;
+  }
+
+  LoadedPlugin(LoadedPlugin&& other) noexcept
+      : host_(other.host_),
+        handle_(std::exchange(other.handle_, nullptr)),
+        descriptor_(other.descriptor_),
+        state_(std::exchange(other.state_, nullptr)),
+        live_(std::exchange(other.live_, false)) {}
+  LoadedPlugin& operator=(LoadedPlugin&&) = delete;
+  LoadedPlugin(const LoadedPlugin&) = delete;
+  LoadedPlugin& operator=(const LoadedPlugin&) = delete;
+  ~LoadedPlugin() { close(); }
+
+  // The plugin's descriptor, zero-extended to this SDK's mg_plugin when the plugin's is older.
+  const mg_plugin& descriptor() const noexcept { return descriptor_; }
+  void* state() const noexcept { return state_; }
+  FakeHost& host() const noexcept { return *host_; }
+  std::string name() const { return descriptor_.name != nullptr ? descriptor_.name : ""; }
+
+ private:
+  LoadedPlugin(FakeHost& host, void* handle) : host_(&host), handle_(handle) {}
+
+  void init(mg_plugin_entry_fn entry, std::string_view settings_json) {
+    try {
+      const mg_plugin* d = entry(MG_ABI_VERSION, host_->table());
+      if (d == nullptr)
+        throw std::runtime_error("the plugin's entry point returned NULL: it refuses host ABI " +
+                                 std::to_string(MG_ABI_VERSION_MAJOR) + "." +
+                                 std::to_string(MG_ABI_VERSION_MINOR));
+      const std::string name = d->name != nullptr ? d->name : "(unnamed)";
+      if (MG_ABI_MAJOR(d->abi_version) != MG_ABI_VERSION_MAJOR)
+        throw std::runtime_error("plugin " + name + " was built for plugin ABI " +
+                                 std::to_string(MG_ABI_MAJOR(d->abi_version)) + "." +
+                                 std::to_string(MG_ABI_MINOR(d->abi_version)) + ", the host has " +
+                                 std::to_string(MG_ABI_VERSION_MAJOR) + "." +
+                                 std::to_string(MG_ABI_VERSION_MINOR));
+      if (d->struct_size < offsetof(mg_plugin, destroy) + sizeof(d->destroy))
+        throw std::runtime_error("plugin " + name + ": descriptor struct_size " +
+                                 std::to_string(d->struct_size) + " is too small");
+      std::memcpy(&descriptor_, d, std::min<std::size_t>(d->struct_size, sizeof(mg_plugin)));
+      host_->set_nonblocking((descriptor_.flags & MG_PLUGIN_NONBLOCKING) != 0);
+      if (descriptor_.create != nullptr) {
+        char err[512] = "";
+        const std::string settings(settings_json);
+        state_ = descriptor_.create(host_->table(), settings.c_str(), err, sizeof(err));
+        if (state_ == nullptr)
+          throw std::runtime_error("plugin " + name +
+                                   ": create() failed: " + (err[0] != '\0' ? err : "(no message)"));
+      }
+      live_ = true;
+    } catch (...) {
+      close();
+      throw;
+    }
+  }
+
+  void close() noexcept {
+    if (live_ && descriptor_.destroy != nullptr) descriptor_.destroy(state_);
+    live_ = false;
+    state_ = nullptr;
+    if (handle_ != nullptr) dlclose(handle_);
+    handle_ = nullptr;
+  }
+
+  FakeHost* host_;
+  void* handle_ = nullptr;
+  mg_plugin descriptor_{};
+  void* state_ = nullptr;
+  bool live_ = false;
+};
+
+// --- driving stages: each sets the session's stage, then calls the plugin's callback (a stage
+// without one answers MG_CONTINUE), as the gateway does for one plugin of the chain. ----------
+
+inline mg_action run_connect(LoadedPlugin& p, FakeSession& s) {
+  s.set_stage(MG_STAGE_CONNECT);
+  const auto cb = p.descriptor().on_connect;
+  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+}
+
+// Sets MG_ITEM_HELO.
+inline mg_action run_helo(LoadedPlugin& p, FakeSession& s, std::string_view helo) {
+  s.set_stage(MG_STAGE_HELO).set(MG_ITEM_HELO, helo);
+  const std::string arg(helo);
+  const auto cb = p.descriptor().on_helo;
+  return cb != nullptr ? cb(p.state(), s.handle(), arg.c_str()) : MG_CONTINUE;
+}
+
+// Starts a transaction: sets MG_ITEM_SENDER, MG_ITEM_TX_ID and the envelope sender.
+inline mg_action run_mail(LoadedPlugin& p, FakeSession& s, std::string_view sender) {
+  s.set_stage(MG_STAGE_MAIL).set(MG_ITEM_SENDER, sender);
+  s.set(MG_ITEM_TX_ID,
+        s.item(MG_ITEM_SESSION_ID).value_or("") + "." + std::to_string(++s.transactions_));
+  s.sender_ = std::string(sender);
+  const std::string arg(sender);
+  const auto cb = p.descriptor().on_mail;
+  return cb != nullptr ? cb(p.state(), s.handle(), arg.c_str()) : MG_CONTINUE;
+}
+
+// Sets MG_ITEM_CURRENT_RCPT for the call; when the plugin lets the recipient through (CONTINUE
+// or ACCEPT) it joins the accepted recipients, as rewritten by rcpt_rewrite() if it was.
+inline mg_action run_rcpt(LoadedPlugin& p, FakeSession& s, std::string_view recipient) {
+  s.set_stage(MG_STAGE_RCPT).set(MG_ITEM_CURRENT_RCPT, recipient);
+  s.current_rcpt_ = std::string(recipient);
+  const std::string as_received(recipient);
+  const auto cb = p.descriptor().on_rcpt;
+  const mg_action action =
+      cb != nullptr ? cb(p.state(), s.handle(), as_received.c_str()) : MG_CONTINUE;
+  if (action == MG_CONTINUE || action == MG_ACCEPT) s.recipients_.push_back(s.current_rcpt_);
+  s.unset(MG_ITEM_CURRENT_RCPT);
+  return action;
+}
+
+inline mg_action run_data(LoadedPlugin& p, FakeSession& s) {
+  s.set_stage(MG_STAGE_DATA);
+  const auto cb = p.descriptor().on_data;
+  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+}
+
+// Adds the field to the received header, then calls on_header with it.
+inline mg_action run_header(LoadedPlugin& p, FakeSession& s, std::string_view name,
+                            std::string_view value) {
+  s.set_stage(MG_STAGE_HEADER).add_header(name, value);
+  const HeaderField& field = s.received_headers_.back();
+  const auto cb = p.descriptor().on_header;
+  return cb != nullptr ? cb(p.state(), s.handle(), field.name.c_str(), field.value.c_str())
+                       : MG_CONTINUE;
+}
+
+inline mg_action run_eoh(LoadedPlugin& p, FakeSession& s) {
+  s.set_stage(MG_STAGE_EOH);
+  const auto cb = p.descriptor().on_eoh;
+  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+}
+
+// Appends the chunk to the body, then calls on_body with it.
+inline mg_action run_body(LoadedPlugin& p, FakeSession& s, std::string_view chunk) {
+  s.set_stage(MG_STAGE_BODY);
+  s.body_.append(chunk);
+  const auto cb = p.descriptor().on_body;
+  return cb != nullptr ? cb(p.state(), s.handle(),
+                            reinterpret_cast<const unsigned char*>(chunk.data()), chunk.size())
+                       : MG_CONTINUE;
+}
+
+inline mg_action run_eom(LoadedPlugin& p, FakeSession& s) {
+  s.set_stage(MG_STAGE_EOM);
+  const auto cb = p.descriptor().on_eom;
+  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+}
+
+// Calls on_reset, then ends the transaction (frees its data slot, forgets the envelope,
+// message, reply, symbols and edits): inspect those before.
+inline void run_reset(LoadedPlugin& p, FakeSession& s) {
+  s.set_stage(MG_STAGE_RESET);
+  const auto cb = p.descriptor().on_reset;
+  if (cb != nullptr) cb(p.state(), s.handle());
+  s.end_transaction();
+}
+
+// Calls on_close, then frees the session's data slots.
+inline void run_close(LoadedPlugin& p, FakeSession& s) {
+  s.set_stage(MG_STAGE_CLOSE);
+  const auto cb = p.descriptor().on_close;
+  if (cb != nullptr) cb(p.state(), s.handle());
+  s.end_session();
+}
+
+// DATA, then every header field, EOH, the body in chunks of `chunk_size`, and EOM, stopping at
+// the first TEMPFAIL, REJECT or DISCARD. `message` is "Name: value" lines, a blank line and the
+// body, with CRLF or bare LF line ends (bare LF is turned into CRLF, as the gateway's canonical
+// form has). A field's value starts after the colon and the spaces following it and keeps its
+// folding. With no blank line the whole message is header.
+inline mg_action run_message(LoadedPlugin& p, FakeSession& s, std::string_view message,
+                             std::size_t chunk_size = 65536) {
+  std::string text;
+  text.reserve(message.size() + message.size() / 32);
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) text += '\r';
+    text += message[i];
+  }
+  const auto stop = [](mg_action a) { return a != MG_CONTINUE && a != MG_ACCEPT; };
+
+  mg_action action = run_data(p, s);
+  if (stop(action)) return action;
+
+  std::size_t pos = 0;
+  std::string name;
+  std::string value;
+  bool have_field = false;
+  const auto flush = [&]() -> mg_action {
+    if (!have_field) return MG_CONTINUE;
+    have_field = false;
+    return run_header(p, s, name, value);
+  };
+  while (pos < text.size()) {
+    std::size_t eol = text.find("\r\n", pos);
+    if (eol == std::string::npos) eol = text.size();
+    const std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 2 <= text.size() ? eol + 2 : text.size();
+    if (line.empty()) break;  // the blank line: the body follows
+    if (line[0] == ' ' || line[0] == '\t') {
+      if (have_field) value.append("\r\n").append(line);
+      continue;
+    }
+    if (stop(action = flush())) return action;
+    const std::size_t colon = line.find(':');
+    name.assign(line.substr(0, colon));
+    std::size_t start = colon == std::string_view::npos ? line.size() : colon + 1;
+    while (start < line.size() && (line[start] == ' ' || line[start] == '\t')) ++start;
+    value.assign(line.substr(start));
+    have_field = true;
+  }
+  if (stop(action = flush())) return action;
+  if (stop(action = run_eoh(p, s))) return action;
+
+  const std::string_view body =
+      pos < text.size() ? std::string_view(text).substr(pos) : std::string_view();
+  if (chunk_size == 0) chunk_size = 65536;
+  for (std::size_t off = 0; off < body.size(); off += chunk_size)
+    if (stop(action = run_body(p, s, body.substr(off, chunk_size)))) return action;
+  return run_eom(p, s);
+}
+
+// "CONTINUE", "ACCEPT", ... for messages.
+inline const char* action_name(mg_action action) {
+  switch (action) {
+    case MG_CONTINUE:
+      return "CONTINUE";
+    case MG_ACCEPT:
+      return "ACCEPT";
+    case MG_TEMPFAIL:
+      return "TEMPFAIL";
+    case MG_REJECT:
+      return "REJECT";
+    case MG_DISCARD:
+      return "DISCARD";
+  }
+  return "(invalid action)";
+}
+
+}  // namespace mailgate::fake
