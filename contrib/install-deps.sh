@@ -15,7 +15,7 @@ PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
   # libraries the gateway links
-  libasio-dev libssl-dev libsqlite3-dev sqlite3 libgflags-dev libfmt-dev
+  libasio-dev libssl-dev libsqlite3-dev sqlite3 libgflags-dev libfmt-dev nlohmann-json3-dev
   libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libunbound-dev libevent-dev libhiredis-dev
   # tests
   libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server

@@ -1,0 +1,124 @@
+-- schema.sql — the current full schema of mailgate's policy database (schema version 1).
+--
+-- This file is documentation and a reference: the gateway and `mailgatectl init` build a
+-- database by applying db/migrations/NNNN_*.sql in order (embedded into the binaries at build
+-- time), never from this file. A unit test (tests/unit/policy/migrations_test.cc) checks that
+-- this file and the migrations describe the same tables, columns and indexes, so any schema
+-- change is a new migration plus an edit here.
+--
+-- Editing rules:
+-- * Every tunable lives here; the gateway re-reads the whole database into an immutable
+--   in-memory snapshot when the file changes (PRAGMA data_version, or the file replaced) or on
+--   SIGHUP. An edit that fails validation (bad CIDR, bad JSON, unknown plugin, ...) is refused:
+--   the gateway keeps the previous snapshot and logs the table, the row and what is wrong.
+-- * The CHECK constraints below are a first line of defence only; the C++ validation in
+--   gateway/policy/ is the real gate (and also catches what SQL cannot express).
+-- * Make a multi-statement edit inside BEGIN; ... COMMIT; so the gateway sees it at once.
+-- * Names, domains and addresses are matched case-insensitively; mailgatectl stores them in
+--   lower case.
+-- * PRAGMA user_version holds the schema version; a gateway refuses a database whose version
+--   is newer than the binary knows.
+
+-- The plugin chain: which .so files run, in which order, for which listener profile.
+CREATE TABLE plugins (
+  -- Row id (stable; not the order).
+  id         INTEGER PRIMARY KEY,
+  -- Sort key of the chain: ascending, ties broken by name. mailgatectl keeps it dense (1..n);
+  -- hand edits may use any integers (gaps are fine).
+  position   INTEGER NOT NULL DEFAULT 0
+             CHECK (typeof(position) = 'integer'),
+  -- The chain entry's name, unique, [a-z0-9_-]{1,64}. It names the entry in logs and in
+  -- plugin_settings; the loader also requires it to equal the name the .so declares.
+  name       TEXT    NOT NULL UNIQUE
+             CHECK (length(name) BETWEEN 1 AND 64 AND name NOT GLOB '*[^a-z0-9_-]*'),
+  -- The shared object: an absolute path, or one relative to the gateway's plugin directory.
+  -- Must end in ".so" (or carry a ".so." version suffix). Existence is checked by the loader.
+  path       TEXT    NOT NULL CHECK (length(path) > 0),
+  -- 1 = part of the chain, 0 = kept in the table but not loaded.
+  enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  -- Listener profile this entry applies to (e.g. 'inbound', 'submission'), or '*' for all.
+  -- Profile names are [A-Za-z0-9_.-]{1,64}.
+  profile    TEXT    NOT NULL DEFAULT '*' CHECK (length(profile) > 0),
+  -- The plugin's settings: a JSON object (strict RFC 8259, no duplicate keys), passed
+  -- verbatim to the plugin's create() callback.
+  settings   TEXT    NOT NULL DEFAULT '{}'
+             CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+  -- What a failure of this plugin (error, exception, timeout) turns into: 'open' = carry on as
+  -- if it had said CONTINUE; 'tempfail' = answer 451 4.3.0 so the sender retries.
+  fail_mode  TEXT    NOT NULL DEFAULT 'tempfail' CHECK (fail_mode IN ('open', 'tempfail')),
+  -- Time budget of one stage callback, in milliseconds (1..600000); exceeding it is a failure.
+  timeout_ms INTEGER NOT NULL DEFAULT 5000
+             CHECK (typeof(timeout_ms) = 'integer' AND timeout_ms BETWEEN 1 AND 600000)
+);
+CREATE INDEX plugins_by_position ON plugins (position, name);
+
+-- Domains this gateway accepts mail for (anti-relay): a recipient in any other domain is
+-- refused unless the client is in relay_networks or authenticated. Exact match only.
+CREATE TABLE local_domains (
+  -- A DNS name in LDH form (A-labels for IDNs), no trailing dot, e.g. 'example.com'.
+  domain  TEXT PRIMARY KEY NOT NULL COLLATE NOCASE CHECK (length(domain) BETWEEN 1 AND 253),
+  -- Free text for the admin.
+  comment TEXT
+);
+
+-- Client networks allowed to relay to any domain (e.g. the office LAN, the webmail host).
+CREATE TABLE relay_networks (
+  -- An IPv4 or IPv6 network in CIDR form ('192.0.2.0/24', '2001:db8::/32') or a single
+  -- address ('192.0.2.7' = /32, '2001:db8::7' = /128). Host bits must be zero. IPv4-mapped
+  -- IPv6 clients (::ffff:a.b.c.d) are matched against the IPv4 entries.
+  cidr    TEXT PRIMARY KEY NOT NULL COLLATE NOCASE CHECK (length(cidr) > 0),
+  -- Free text for the admin.
+  comment TEXT
+);
+
+-- Access rules, applied by the `access` plugin at their stage. Within a stage the most specific
+-- matching rule wins: the longest CIDR prefix; an exact name before a '.suffix'; the longest
+-- '.suffix'. Stages are separate tables in effect: a sender rule and a sender_domain rule can
+-- both match one address, and the plugin decides which stage it consults first.
+CREATE TABLE access (
+  -- Row id; names the rule in logs, errors and `mailgatectl policy access remove ID`.
+  id       INTEGER PRIMARY KEY,
+  -- Where the rule applies: 'client' (connecting IP), 'helo' (HELO/EHLO name), 'sender' /
+  -- 'recipient' (whole envelope address), 'sender_domain' / 'recipient_domain' (its domain).
+  stage    TEXT    NOT NULL CHECK (stage IN ('client', 'helo', 'sender', 'sender_domain',
+                                             'recipient', 'recipient_domain')),
+  -- What the rule matches, by stage:
+  --   client:            an IP address or CIDR network (as in relay_networks);
+  --   helo:              an exact name ('mail.example.com', or an address literal
+  --                      '[192.0.2.1]') or '.suffix' ('.example.com' = any name ending in it);
+  --   sender, recipient: an exact address 'local@domain', compared case-insensitively;
+  --   *_domain:          an exact domain, or '.suffix' for its subdomains only
+  --                      ('.example.com' matches 'a.example.com', not 'example.com').
+  -- (stage, pattern) is unique; '10.0.0.1' and '10.0.0.1/32' count as the same pattern.
+  pattern  TEXT    NOT NULL COLLATE NOCASE CHECK (length(pattern) > 0),
+  -- 'allow' (stop checking this stage, accept), 'deny' (5xx), 'tempfail' (4xx).
+  action   TEXT    NOT NULL CHECK (action IN ('allow', 'deny', 'tempfail')),
+  -- SMTP reply code; NULL = the default (deny: 554, tempfail: 450). Must be 5xx for deny and
+  -- 4xx for tempfail; must be NULL for allow.
+  code     INTEGER CHECK (code IS NULL OR (typeof(code) = 'integer' AND code BETWEEN 400 AND 599)),
+  -- Enhanced status code 'C.S.D' (RFC 3463) whose class matches the code (5.x.x with 5xx);
+  -- NULL = the default (5.7.1 / 4.7.1). Must be NULL for allow.
+  enhanced TEXT,
+  -- Reply text (printable ASCII, at most 400 characters); NULL = the default ('Access denied'
+  -- / 'Try again later'). Must be NULL for allow.
+  text     TEXT,
+  -- Free text for the admin.
+  comment  TEXT,
+  UNIQUE (stage, pattern)
+);
+
+-- Per-plugin, per-domain settings overrides that plugins read through the SDK's
+-- policy_lookup("plugin_settings", "plugin/domain"): the domain's row, else the '*' row.
+CREATE TABLE plugin_settings (
+  -- The chain entry (plugins.name) these settings belong to; must exist. Removing the plugin
+  -- removes its rows (mailgatectl enables foreign keys; the snapshot refuses orphans).
+  plugin   TEXT NOT NULL REFERENCES plugins (name) ON UPDATE CASCADE ON DELETE CASCADE,
+  -- A domain (as in local_domains), or '*' for the plugin's default.
+  domain   TEXT NOT NULL DEFAULT '*' COLLATE NOCASE CHECK (length(domain) > 0),
+  -- A JSON object (same rules as plugins.settings).
+  settings TEXT NOT NULL DEFAULT '{}'
+           CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+  PRIMARY KEY (plugin, domain)
+);
+
+PRAGMA user_version = 1;
