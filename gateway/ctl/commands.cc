@@ -1,0 +1,103 @@
+// ctl/commands.cc — mailgatectl's command table: every command, its arguments and options,
+// and the function that runs it. One screen to see the whole CLI. See commands.h.
+#include "ctl/commands.h"
+
+namespace mailgate::ctl {
+namespace {
+
+const OptionSpec kComment{"--comment", "TEXT", "free text for the admin"};
+
+const OptionSpec kPluginPath{"--path", "PATH",
+                              "the .so, absolute or relative to the gateway's plugin directory"};
+const OptionSpec kPluginOptions[] = {
+    {"--profile", "PROFILE", "listener profile the entry applies to ('*' = all; default '*')"},
+    {"--settings", "JSON", "settings object passed to the plugin (default '{}')"},
+    {"--fail-mode", "MODE", "open or tempfail: what a plugin failure becomes (default tempfail)"},
+    {"--timeout-ms", "N", "time budget of one callback in ms, 1..600000 (default 5000)"},
+};
+
+// The attribute options of add and set; add requires --path.
+std::vector<OptionSpec> plugin_options(bool path_required, std::initializer_list<OptionSpec> extra) {
+  OptionSpec path = kPluginPath;
+  path.required = path_required;
+  std::vector<OptionSpec> out{path};
+  out.insert(out.end(), std::begin(kPluginOptions), std::end(kPluginOptions));
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+}  // namespace
+
+const std::vector<CommandSpec>& command_table() {
+  static const std::vector<CommandSpec> table = {
+      {{"init"}, "", "create the policy database with the current schema, or migrate it",
+       0, 0, {}, run_init},
+
+      {{"policy", "domain", "add"}, "DOMAIN [--comment TEXT]", "add a local domain", 1, 1,
+       {kComment}, run_domain_add},
+      {{"policy", "domain", "remove"}, "DOMAIN", "remove a local domain", 1, 1, {},
+       run_domain_remove},
+      {{"policy", "domain", "list"}, "", "list local domains", 0, 0, {}, run_domain_list},
+
+      {{"policy", "network", "add"}, "CIDR [--comment TEXT]", "add a relay network", 1, 1,
+       {kComment}, run_network_add},
+      {{"policy", "network", "remove"}, "CIDR", "remove a relay network", 1, 1, {},
+       run_network_remove},
+      {{"policy", "network", "list"}, "", "list relay networks", 0, 0, {}, run_network_list},
+
+      {{"policy", "access", "add"},
+       "--stage STAGE --pattern PATTERN --action ACTION [--code N] [--enhanced X.Y.Z] "
+       "[--text TEXT] [--comment TEXT]",
+       "add an access rule", 0, 0,
+       {{"--stage", "STAGE",
+         "client, helo, sender, sender_domain, recipient or recipient_domain", true},
+        {"--pattern", "PATTERN",
+         "client: IP or CIDR; helo: name or .suffix; sender/recipient: address; "
+         "*_domain: domain or .suffix",
+         true},
+        {"--action", "ACTION", "allow, deny or tempfail", true},
+        {"--code", "N", "reply code (5xx for deny, 4xx for tempfail)"},
+        {"--enhanced", "X.Y.Z", "enhanced status code (5.x.x for deny, 4.x.x for tempfail)"},
+        {"--text", "TEXT", "reply text"},
+        kComment},
+       run_access_add},
+      {{"policy", "access", "remove"}, "ID", "remove an access rule", 1, 1, {},
+       run_access_remove},
+      {{"policy", "access", "list"}, "[--stage STAGE]", "list access rules", 0, 0,
+       {{"--stage", "STAGE", "only this stage"}}, run_access_list},
+
+      {{"policy", "plugin", "add"},
+       "--name NAME --path PATH [--profile PROFILE] [--settings JSON] [--fail-mode MODE] "
+       "[--timeout-ms N] [--position K] [--disabled]",
+       "add a plugin to the chain (at the end, or at position K)", 0, 0,
+       plugin_options(true, {{"--name", "NAME", "the entry's name, [a-z0-9_-]", true},
+                       {"--position", "K", "1-based place in the chain (default: last)"},
+                       {"--disabled", "", "add it disabled"}}),
+       run_plugin_add},
+      {{"policy", "plugin", "remove"}, "NAME", "remove a plugin and its plugin_settings rows",
+       1, 1, {}, run_plugin_remove},
+      {{"policy", "plugin", "list"}, "", "list the chain in order", 0, 0, {}, run_plugin_list},
+      {{"policy", "plugin", "enable"}, "NAME", "enable a plugin", 1, 1, {}, run_plugin_enable},
+      {{"policy", "plugin", "disable"}, "NAME", "disable a plugin (keeps its row)", 1, 1, {},
+       run_plugin_disable},
+      {{"policy", "plugin", "order"}, "NAME POSITION", "move a plugin to a 1-based position", 2,
+       2, {}, run_plugin_order},
+      {{"policy", "plugin", "set"},
+       "NAME [--path PATH] [--profile PROFILE] [--settings JSON] [--fail-mode MODE] "
+       "[--timeout-ms N]",
+       "change a plugin's attributes", 1, 1, plugin_options(false, {}), run_plugin_set},
+
+      {{"policy", "settings", "set"}, "PLUGIN DOMAIN JSON",
+       "set a plugin's settings for a domain ('*' = the plugin's default)", 3, 3, {},
+       run_settings_set},
+      {{"policy", "settings", "remove"}, "PLUGIN DOMAIN", "remove a plugin's domain settings", 2,
+       2, {}, run_settings_remove},
+      {{"policy", "settings", "list"}, "[PLUGIN]", "list per-domain plugin settings", 0, 1, {},
+       run_settings_list},
+
+      // `check` (run the chain over a message) goes here: {{"check"}, ..., run_check}.
+  };
+  return table;
+}
+
+}  // namespace mailgate::ctl
