@@ -141,13 +141,19 @@ asio::awaitable<smtp::Reply> RelaySession::rcpt(const std::string& address) {
 
 asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
                                                 const spool::Spool& message) {
+  smtp::Reply reply = co_await data(prepend, message, 0);
+  co_return reply;
+}
+
+asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
+                                                const spool::Spool& message, uint64_t skip) {
   try {
     if (!upstream_ || !upstream_->in_transaction()) {
       smtp::Reply reply = no_transaction_reply();
       lost_reply_ = {};  // the transaction is over whatever the reply
       co_return reply;
     }
-    Step step = co_await upstream_->data(prepend, message);
+    Step step = co_await upstream_->data(prepend, message, skip);
     if (!step) {
       drop();
       co_return gateway_reply(step.error());

@@ -341,10 +341,17 @@ asio::awaitable<Step> Upstream::rcpt(std::string_view address) {
   co_return reply;
 }
 
-asio::awaitable<Step> Upstream::data(const std::string& prepend, const spool::Spool& message) {
+asio::awaitable<Step> Upstream::data(const std::string& prepend, const spool::Spool& message,
+                                     uint64_t skip) {
+  if (skip > message.size()) {
+    // A caller bug: refuse before DATA rather than send a mangled message.
+    MG_LOG_ERROR("relay#{} {}: asked to skip {} octets of a {}-octet message", id_, peer_, skip,
+                 message.size());
+    co_return gateway_reply(Failure{Failure::Kind::kLocal, "bad skip"});
+  }
   Step reply = co_await command("DATA", config_->data_init_timeout);
   if (!reply || reply->code != 354) co_return reply;
-  std::optional<Failure> failure = co_await stream_message(prepend, message);
+  std::optional<Failure> failure = co_await stream_message(prepend, message, skip);
   if (failure) {
     co_return unexpected(std::move(*failure));
   }
@@ -353,7 +360,8 @@ asio::awaitable<Step> Upstream::data(const std::string& prepend, const spool::Sp
 }
 
 asio::awaitable<std::optional<Failure>> Upstream::stream_message(const std::string& prepend,
-                                                                 const spool::Spool& message) {
+                                                                 const spool::Spool& message,
+                                                                 uint64_t skip) {
   DotStuffer stuffer;
   std::string out;
   out.reserve(kWriteBlock + kWriteBlock / 4);
@@ -362,7 +370,13 @@ asio::awaitable<std::optional<Failure>> Upstream::stream_message(const std::stri
   spool::Spool::Reader reader(message);
   uint64_t sent = 0;
   while (reader.next(chunk, kWriteBlock)) {
-    stuffer.feed(chunk, out);
+    std::string_view piece = chunk;
+    if (skip > 0) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(skip, piece.size()));
+      piece.remove_prefix(n);
+      skip -= n;
+    }
+    stuffer.feed(piece, out);
     if (out.size() >= kWriteBlock) {
       std::optional<Failure> failure =
           co_await write_all(out, config_->data_block_timeout, "message data");

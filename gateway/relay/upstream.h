@@ -88,11 +88,14 @@ class Upstream {
   asio::awaitable<Step> mail(const smtp::MailArgs& mail);
   asio::awaitable<Step> rcpt(std::string_view address);
 
-  // DATA (data_init_timeout); on 354 streams `prepend` and the spool dot-stuffed in large
-  // writes (data_block_timeout each), then CRLF.CRLF, and reads the final reply
-  // (data_end_timeout). A reply other than 354 is returned as is and leaves the transaction
-  // open (the caller resets). After the final reply the transaction is closed.
-  asio::awaitable<Step> data(const std::string& prepend, const spool::Spool& message);
+  // DATA (data_init_timeout); on 354 streams `prepend` and the spool — less its first `skip`
+  // octets (a header block that `prepend` replaces) — dot-stuffed in large writes
+  // (data_block_timeout each), then CRLF.CRLF, and reads the final reply (data_end_timeout).
+  // A reply other than 354 is returned as is and leaves the transaction open (the caller
+  // resets), as does a `skip` beyond the message (451 4.3.0, nothing sent). After the final
+  // reply the transaction is closed.
+  asio::awaitable<Step> data(const std::string& prepend, const spool::Spool& message,
+                             uint64_t skip = 0);
 
   asio::awaitable<Step> rset();
   // Sends QUIT (short deadline, failures only logged at debug level) and closes.
@@ -139,7 +142,8 @@ class Upstream {
                                                     std::string_view what);
   asio::awaitable<Step> read_reply(std::chrono::milliseconds timeout, std::string_view what);
   asio::awaitable<std::optional<Failure>> stream_message(const std::string& prepend,
-                                                         const spool::Spool& message);
+                                                         const spool::Spool& message,
+                                                         uint64_t skip);
   // Logs (warning unless quiet_), closes, and returns the failure.
   Failure fail(Failure::Kind kind, std::string detail);
   std::string own_helo_name() const;

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "relay/pool.h"
+#include "relay/relay_session.h"
 #include "relay/smtp_client_codec.h"
 #include "spool/spool.h"
 
@@ -829,6 +830,41 @@ TEST_F(RelayPostfixTest, LargeSpilledMessageGoesOutInBlocks) {
   ASSERT_FALSE(delivered.empty());
   ASSERT_GE(delivered.size(), expected.size());
   EXPECT_EQ(delivered.substr(delivered.size() - expected.size()), expected);
+  pool.close_idle();
+  drain(io_);
+}
+
+TEST_F(RelayPostfixTest, SkipReplacesTheOriginalHeaderBlock) {
+  UpstreamPool pool(io_.get_executor(), test_config(backend_->port()));
+  auto session = pool.new_session();
+  auto* relay = dynamic_cast<RelaySession*>(session.get());
+  ASSERT_NE(relay, nullptr);
+  ClientInfo c = client();
+  c.port = 40020;
+  ASSERT_EQ(run(io_, relay->mail(c, mail_from("edit@example.org"))).code, 250);
+  ASSERT_EQ(run(io_, relay->rcpt("user@example.test")).code, 250);
+  spool::Spool spool(spool_dir_, 1 << 20);
+  const std::string headers = "Subject: original\r\nX-Old: 1\r\n\r\n";
+  ASSERT_TRUE(spool.write(headers + ".dotted body\r\nend\r\n"));
+  // A skip beyond the message is refused before DATA; the transaction is reset.
+  smtp::Reply r = run(io_, relay->data("", spool, spool.size() + 1));
+  EXPECT_EQ(r.code, 451) << r.summary();
+  ASSERT_EQ(run(io_, relay->mail(c, mail_from("edit@example.org"))).code, 250);
+  ASSERT_EQ(run(io_, relay->rcpt("user@example.test")).code, 250);
+  r = run(io_, relay->data("Subject: edited\r\n\r\n", spool, headers.size()));
+  EXPECT_EQ(r.code, 250) << r.summary();
+  session->release();
+  std::string delivered;
+  for (int i = 0; i < 100 && delivered.empty(); ++i) {
+    for (const auto& mail : backend_->wait_for_mail(1)) {
+      if (mail.find("\nSubject: edited\n") != std::string::npos) delivered = mail;
+    }
+    if (delivered.empty()) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_FALSE(delivered.empty());
+  EXPECT_EQ(delivered.find("X-Old"), std::string::npos) << delivered;
+  EXPECT_EQ(delivered.find("original"), std::string::npos) << delivered;
+  EXPECT_NE(delivered.find("\n\n.dotted body\nend\n"), std::string::npos) << delivered;
   pool.close_idle();
   drain(io_);
 }
