@@ -10,6 +10,10 @@
 #   - -Wl,--no-undefined: a plugin references nothing from the host binary directly (every
 #     host service comes through the mg_host table), so an undefined symbol is a bug or a
 #     missing library, and it fails at link time rather than at dlopen() time in production;
+#   - a linker version script exporting mailgate_plugin_entry alone: C++ template
+#     instantiations from the standard headers (default visibility even under
+#     -fvisibility=hidden) stay private, and no STB_GNU_UNIQUE symbol keeps dlclose() from
+#     unloading the plugin when the gateway replaces its chain;
 #   - -Wl,--exclude-libs,ALL: symbols of static libraries linked in stay private too;
 #   - C++17 at least for C++ sources (plugin.hpp needs it).
 # Add libraries, definitions and options with the usual target_* commands afterwards.
@@ -39,6 +43,12 @@ function(mailgate_add_plugin name)
     target_compile_features(${name} PRIVATE cxx_std_17)
   endif()
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux" OR CMAKE_SYSTEM_NAME MATCHES "BSD")
-    target_link_options(${name} PRIVATE LINKER:--no-undefined LINKER:--exclude-libs,ALL)
+    # One script per build tree; configure_file() rewrites it only when its text changes.
+    set(_map "${CMAKE_BINARY_DIR}/mailgate_plugin_exports.map")
+    file(WRITE "${_map}.in" "{\n  global: mailgate_plugin_entry;\n  local: *;\n};\n")
+    configure_file("${_map}.in" "${_map}" COPYONLY)
+    target_link_options(${name} PRIVATE
+      LINKER:--no-undefined LINKER:--exclude-libs,ALL "LINKER:--version-script=${_map}")
+    set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${_map}")
   endif()
 endfunction()

@@ -61,7 +61,7 @@ struct LogLine {
 struct Reply {
   int code;
   std::string enhanced;  // "" when the plugin gave none
-  std::string text;      // CR and LF replaced by spaces, as the gateway does
+  std::string text;      // control characters replaced by spaces, as the gateway does
 };
 
 struct Symbol {
@@ -124,23 +124,23 @@ inline std::string dns_key(std::string_view name) {
 }
 
 inline bool valid_symbol_name(const char* name) {
-  if (name == nullptr || *name == '\0') return false;
+  if (name == nullptr || *name == '\0' || std::strlen(name) > 64) return false;
   for (const char* p = name; *p != '\0'; ++p)
     if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
   return true;
 }
 
-// A header field name: printable US-ASCII except ':' (RFC 5322 section 3.6.8).
+// A header field name: printable US-ASCII except ':' (RFC 5322 section 3.6.8), at most 200.
 inline bool valid_header_name(const char* name) {
-  if (name == nullptr || *name == '\0') return false;
+  if (name == nullptr || *name == '\0' || std::strlen(name) > 200) return false;
   for (const char* p = name; *p != '\0'; ++p)
     if (*p < 33 || *p > 126 || *p == ':') return false;
   return true;
 }
 
-// A header value: no NUL, and CR LF only as folding (followed by a space or a tab).
+// A header value: CR LF only as folding (followed by a space or a tab), at most 64 KiB.
 inline bool valid_header_value(const char* value) {
-  if (value == nullptr) return false;
+  if (value == nullptr || std::strlen(value) > 64 * 1024) return false;
   for (const char* p = value; *p != '\0'; ++p) {
     if (*p == '\r') {
       if (p[1] != '\n' || (p[2] != ' ' && p[2] != '\t')) return false;
@@ -152,15 +152,42 @@ inline bool valid_header_value(const char* value) {
   return true;
 }
 
-// An envelope address without <>: no controls, spaces or angle brackets.
+// An envelope address without <>: no controls, spaces or angle brackets, at most 254.
 inline bool valid_address(const char* address, bool allow_empty) {
-  if (address == nullptr) return false;
+  if (address == nullptr || std::strlen(address) > 254) return false;
   if (*address == '\0') return allow_empty;
   for (const char* p = address; *p != '\0'; ++p) {
     const unsigned char c = static_cast<unsigned char>(*p);
     if (c <= 32 || c == 127 || c == '<' || c == '>') return false;
   }
   return true;
+}
+
+// An enhanced status code "C.S.D" of class `klass` (RFC 3463): S and D of 1 to 3 digits.
+inline bool valid_enhanced(const std::string& code, char klass) {
+  if (code.size() < 5 || code[0] != klass || code[1] != '.') return false;
+  std::size_t dots = 0, digits = 0;
+  for (std::size_t i = 2; i < code.size(); ++i) {
+    if (code[i] == '.') {
+      if (digits == 0 || ++dots > 1) return false;
+      digits = 0;
+    } else if (code[i] >= '0' && code[i] <= '9') {
+      if (++digits > 3) return false;
+    } else {
+      return false;
+    }
+  }
+  return dots == 1 && digits > 0;
+}
+
+// One line as the gateway keeps it: control characters become spaces, bounded length.
+inline std::string one_line(const char* text, std::size_t max) {
+  std::string out;
+  for (const char* p = text; p != nullptr && *p != '\0' && out.size() < max; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    out.push_back(c < 0x20 || c == 0x7f ? ' ' : *p);
+  }
+  return out;
 }
 
 inline const char* stage_name(mg_stage stage) {
@@ -402,6 +429,7 @@ class FakeSession {
   // A header field as received (run_header() adds them as it goes).
   FakeSession& add_header(std::string_view name, std::string_view value) {
     received_headers_.push_back(HeaderField{std::string(name), std::string(value)});
+    headers_.push_back(received_headers_.back());
     return *this;
   }
   FakeSession& set_body(std::string_view body) {
@@ -429,6 +457,7 @@ class FakeSession {
     mail_params_.clear();
     recipients_.clear();
     received_headers_.clear();
+    headers_.clear();
     body_.clear();
     message_size_.reset();
     reply_.reset();
@@ -456,19 +485,32 @@ class FakeSession {
     for (const Symbol& s : symbols_) sum += s.score;
     return sum;
   }
+  // The edits the plugin made, in order (refused ones are not listed).
   const std::vector<HeaderEdit>& header_edits() const noexcept { return header_edits_; }
+  // The header as received, before any edit.
   const std::vector<HeaderField>& received_headers() const noexcept { return received_headers_; }
-  // The header as it would be relayed: the received fields with the edits applied in order.
-  std::vector<HeaderField> headers() const {
-    std::vector<HeaderField> out = received_headers_;
-    for (const HeaderEdit& e : header_edits_) apply(out, e);
-    return out;
-  }
+  // The header as it would be relayed: edits apply at once, as in the gateway, so this is also
+  // what header_count()/header_at() show plugins.
+  const std::vector<HeaderField>& headers() const noexcept { return headers_; }
   // The value of the first relayed field named `name` (case-insensitive).
   std::optional<std::string> header(std::string_view name) const {
-    for (const HeaderField& f : headers())
+    for (const HeaderField& f : headers_)
       if (detail::lower(f.name) == detail::lower(name)) return f.value;
     return std::nullopt;
+  }
+  // What the client would get for `action` (TEMPFAIL or REJECT), as the gateway builds it from
+  // set_reply(): a code of the wrong class becomes 451/550, an enhanced code of the wrong class
+  // or shape becomes 4.7.1/5.7.1, no text becomes the gateway's default. nullopt otherwise.
+  std::optional<Reply> client_reply(mg_action action) const {
+    if (action != MG_TEMPFAIL && action != MG_REJECT) return std::nullopt;
+    const bool temp = action == MG_TEMPFAIL;
+    Reply r = reply_.value_or(Reply{0, "", ""});
+    if (r.code < (temp ? 400 : 500) || r.code > (temp ? 499 : 599)) r.code = temp ? 451 : 550;
+    if (!detail::valid_enhanced(r.enhanced, temp ? '4' : '5'))
+      r.enhanced = temp ? "4.7.1" : "5.7.1";
+    if (r.text.empty())
+      r.text = temp ? "Temporarily rejected by policy, try again later" : "Rejected by policy";
+    return r;
   }
   const std::vector<EnvelopeEdit>& envelope_edits() const noexcept { return envelope_edits_; }
   // The envelope as it would be relayed.
@@ -502,37 +544,43 @@ class FakeSession {
     slot = Slot{};
   }
 
-  static void apply(std::vector<HeaderField>& fields, const HeaderEdit& e) {
+  // Applies an edit to the current header; false when header_change found no such field.
+  bool apply(const HeaderEdit& e) {
     const std::string name = detail::lower(e.name);
     switch (e.kind) {
       case HeaderEdit::Kind::kAdd:
-        fields.push_back(HeaderField{e.name, e.value});
-        return;
+        headers_.push_back(HeaderField{e.name, e.value});
+        return true;
       case HeaderEdit::Kind::kInsert: {
-        const std::size_t at = e.index < fields.size() ? e.index : fields.size();
-        fields.insert(fields.begin() + static_cast<std::ptrdiff_t>(at),
-                      HeaderField{e.name, e.value});
-        return;
+        const std::size_t at = e.index < headers_.size() ? e.index : headers_.size();
+        headers_.insert(headers_.begin() + static_cast<std::ptrdiff_t>(at),
+                        HeaderField{e.name, e.value});
+        return true;
       }
-      case HeaderEdit::Kind::kRemove:
+      case HeaderEdit::Kind::kRemove: {
+        std::size_t seen = 0;
+        for (auto it = headers_.begin(); it != headers_.end();) {
+          if (detail::lower(it->name) == name && (e.occurrence == 0 || ++seen == e.occurrence)) {
+            it = headers_.erase(it);
+            if (e.occurrence != 0) break;
+          } else {
+            ++it;
+          }
+        }
+        return true;
+      }
       case HeaderEdit::Kind::kChange: {
         std::size_t seen = 0;
-        for (auto it = fields.begin(); it != fields.end();) {
-          if (detail::lower(it->name) != name) {
-            ++it;
-            continue;
+        for (HeaderField& f : headers_) {
+          if (detail::lower(f.name) == name && ++seen == e.occurrence) {
+            f.value = e.value;
+            return true;
           }
-          ++seen;
-          if (e.kind == HeaderEdit::Kind::kRemove && (e.occurrence == 0 || e.occurrence == seen)) {
-            it = fields.erase(it);
-            continue;
-          }
-          if (e.kind == HeaderEdit::Kind::kChange && e.occurrence == seen) it->value = e.value;
-          ++it;
         }
-        return;
+        return false;
       }
     }
+    return false;
   }
 
   bool in_stages(mg_stage first, mg_stage last) const { return stage_ >= first && stage_ <= last; }
@@ -561,6 +609,7 @@ class FakeSession {
   std::vector<std::string> recipients_;
   std::string current_rcpt_;
   std::vector<HeaderField> received_headers_;
+  std::vector<HeaderField> headers_;  // received_headers_ with the edits applied
   std::string body_;
   std::optional<std::uint64_t> message_size_;
   std::optional<Reply> reply_;
@@ -592,12 +641,9 @@ struct Callbacks {
   }
 
   static void set_reply(mg_session* s, int code, const char* enhanced, const char* text) {
-    std::string line = text != nullptr ? text : "";
-    for (char& c : line)
-      if (c == '\r' || c == '\n') c = ' ';
     FakeSession& fs = session(s);
     if (code < 400 || code > 599) fs.malformed("set_reply", "code is not 4xx or 5xx");
-    fs.reply_ = Reply{code, enhanced != nullptr ? enhanced : "", std::move(line)};
+    fs.reply_ = Reply{code, one_line(enhanced, 16), one_line(text, 400)};
   }
 
   static const char* get(mg_session* s, mg_item item) {
@@ -625,13 +671,13 @@ struct Callbacks {
   }
   static std::size_t header_count(mg_session* s) {
     FakeSession& fs = session(s);
-    return headers_readable(fs) ? fs.received_headers_.size() : 0;
+    return headers_readable(fs) ? fs.headers_.size() : 0;
   }
   static int header_at(mg_session* s, std::size_t index, const char** name, const char** value) {
     FakeSession& fs = session(s);
-    if (!headers_readable(fs) || index >= fs.received_headers_.size()) return -1;
-    if (name != nullptr) *name = fs.received_headers_[index].name.c_str();
-    if (value != nullptr) *value = fs.received_headers_[index].value.c_str();
+    if (!headers_readable(fs) || index >= fs.headers_.size()) return -1;
+    if (name != nullptr) *name = fs.headers_[index].name.c_str();
+    if (value != nullptr) *value = fs.headers_[index].value.c_str();
     return 0;
   }
 
@@ -648,7 +694,11 @@ struct Callbacks {
   static void add_symbol(mg_session* s, const char* name, double score, const char* detail) {
     FakeSession& fs = session(s);
     if (!valid_symbol_name(name)) {
-      fs.malformed("add_symbol", "symbol names match [A-Z0-9_]+");
+      fs.malformed("add_symbol", "symbol names match [A-Z0-9_]{1,64}");
+      return;
+    }
+    if (score != score) {
+      fs.malformed("add_symbol", "the score is NaN");
       return;
     }
     std::optional<std::string> detail_text;
@@ -685,6 +735,7 @@ struct Callbacks {
       return fs.malformed(service, "invalid header value (NUL, or CR/LF not folding)");
     edit.name = name;
     if (with_value) edit.value = value;
+    if (!fs.apply(edit)) return -1;  // header_change: no such field (not a violation)
     fs.header_edits_.push_back(std::move(edit));
     return 0;
   }
@@ -763,8 +814,13 @@ struct Callbacks {
     FakeHost& host = session(s).host_;
     auto block = std::make_unique<FakeHost::DnsBlock>();
     block->result.struct_size = sizeof(mg_dns_result);
-    std::lock_guard<std::mutex> lock(host.mu_);
-    if (name == nullptr || host.nonblocking_) {
+    std::unique_lock<std::mutex> lock(host.mu_);
+    if (host.nonblocking_) {
+      lock.unlock();
+      log(s, MG_LOG_WARNING, "dns_query called by a non-blocking plugin: refused");
+      lock.lock();
+      block->result.status = MG_DNS_ERROR;
+    } else if (name == nullptr) {
       block->result.status = MG_DNS_ERROR;
     } else {
       host.dns_queries_.emplace_back(name, type);
@@ -1025,7 +1081,7 @@ inline mg_action run_data(LoadedPlugin& p, FakeSession& s) {
 inline mg_action run_header(LoadedPlugin& p, FakeSession& s, std::string_view name,
                             std::string_view value) {
   s.set_stage(MG_STAGE_HEADER).add_header(name, value);
-  const HeaderField& field = s.received_headers_.back();
+  const HeaderField field = s.received_headers_.back();
   const auto cb = p.descriptor().on_header;
   return cb != nullptr ? cb(p.state(), s.handle(), field.name.c_str(), field.value.c_str())
                        : MG_CONTINUE;

@@ -162,7 +162,32 @@ TEST(FakeHost, AppliesHeaderEditsInOrder) {
   EXPECT_EQ(got[3].name, "X-End");
   EXPECT_EQ(d.t->header_remove(d.h, "received", 0), 0);
   EXPECT_FALSE(d.s.header("Received"));
-  EXPECT_EQ(d.s.received_headers().size(), 3u);  // what plugins read is the message as received
+  EXPECT_EQ(d.s.received_headers().size(), 3u);
+
+  // Plugins read the header with the edits made so far, as in the gateway.
+  ASSERT_EQ(d.t->header_count(d.h), 3u);
+  const char* name = nullptr;
+  const char* value = nullptr;
+  ASSERT_EQ(d.t->header_at(d.h, 0, &name, &value), 0);
+  EXPECT_STREQ(name, "X-Top");
+  EXPECT_EQ(d.t->header_at(d.h, 3, &name, &value), -1);
+  // Changing a field that is not there fails without being a contract violation.
+  EXPECT_EQ(d.t->header_change(d.h, "Received", 1, "x"), -1);
+  EXPECT_EQ(d.host.violations().size(), 1u);  // only the occurrence 0 above
+}
+
+TEST(FakeHost, ClientReplyIsWhatTheGatewayWouldSend) {
+  Direct d;
+  EXPECT_EQ(d.s.client_reply(MG_REJECT)->code, 550);  // no set_reply(): the default
+  EXPECT_EQ(d.s.client_reply(MG_REJECT)->text, "Rejected by policy");
+  EXPECT_FALSE(d.s.client_reply(MG_CONTINUE));
+  d.t->set_reply(d.h, 554, "5.7.1", "go\r\naway");
+  EXPECT_EQ(d.s.reply()->text, "go  away");
+  EXPECT_EQ(d.s.client_reply(MG_REJECT)->code, 554);
+  const mailgate::fake::Reply wrong_class = *d.s.client_reply(MG_TEMPFAIL);
+  EXPECT_EQ(wrong_class.code, 451);
+  EXPECT_EQ(wrong_class.enhanced, "4.7.1");
+  EXPECT_EQ(wrong_class.text, "go  away");
 }
 
 TEST(FakeHost, DnsIsScriptedCountedAndRefusedToNonBlockingPlugins) {
