@@ -57,7 +57,9 @@ void print_help(std::ostream& out) {
          "Edits mailgate's SQLite policy database. Every change is validated before it is\n"
          "written; a running gateway picks it up by itself.\n\ncommands:\n";
   for (const CommandSpec& c : command_table()) {
-    out << fmt::format("  {} {}\n      {}\n", words_of(c), c.synopsis, c.summary);
+    std::string line = words_of(c);
+    if (!c.synopsis.empty()) line += fmt::format(" {}", c.synopsis);
+    out << fmt::format("  {}\n      {}\n", line, c.summary);
   }
   out << "\nglobal options:\n";
   for (const OptionSpec& o : kGlobalOptions) {

@@ -29,6 +29,12 @@ std::optional<FileId> file_id(const std::string& path) {
   return FileId{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
 }
 
+// Failures worth retrying without a new change: the file was busy, not wrong.
+bool is_transient(const std::string& error) {
+  return error.find("database is locked") != std::string::npos ||
+         error.find("database table is locked") != std::string::npos;
+}
+
 }  // namespace
 
 namespace detail {
@@ -170,14 +176,17 @@ void PolicyStore::stop_watching() {
 }
 
 void PolicyStore::watch_loop() {
+  bool retry = false;  // the last reload failed for a transient reason
   std::unique_lock lock(watch_mu_);
   while (!stop_) {
     watch_cv_.wait_for(lock, options_.poll_interval, [this] { return stop_; });
     if (stop_) break;
     lock.unlock();
-    if (watch_->changed()) {
-      MG_LOG_INFO("policy: {} changed; reloading", options_.path);
-      (void)reload();  // logs its own outcome
+    bool changed = watch_->changed();
+    if (changed || retry) {
+      if (changed) MG_LOG_INFO("policy: {} changed; reloading", options_.path);
+      auto r = reload();  // logs its own outcome
+      retry = !r && is_transient(r.error());
     }
     lock.lock();
   }

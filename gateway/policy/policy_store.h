@@ -8,8 +8,9 @@
 //   * stat(2) of the path: a different inode/device (the file was replaced, e.g. `mv new.db
 //     policy.db`), or a different mtime/size, reopens the kept connection and reloads.
 // A reload that fails (missing file, migration error, any invalid row) keeps the previous
-// snapshot and logs the exact problems with MG_LOG_ERROR; the watcher does not retry until the
-// file changes again. Sessions hold the snapshot they started with, so a swap never disturbs a
+// snapshot and logs the exact problems with MG_LOG_ERROR. The watcher does not retry a refused
+// edit until the file changes again (so a broken edit is logged once), but does retry on the
+// next poll when the failure was transient (the database locked by a long write). Sessions hold the snapshot they started with, so a swap never disturbs a
 // transaction in flight and never drops a connection.
 // Threading: current(), reload() and subscribe() are safe from any thread. Reloads are
 // serialised; subscribers run on the reloading thread after the swap, outside the locks.
@@ -58,7 +59,8 @@ class PolicyStore {
   // snapshot; on failure logs and returns the error, and current() is unchanged.
   Expected<SnapshotPtr, std::string> reload();
 
-  // Called with every snapshot swapped in after this call (not with the current one).
+  // Called with every snapshot swapped in after this call (not with the current one), in
+  // version order, on the thread that reloaded. A subscriber must not call reload().
   void subscribe(Subscriber subscriber);
 
   // Starts/stops the watcher thread. start_watching() is idempotent; stop_watching() joins.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -119,6 +120,7 @@ class SnapshotBuilder {
                  problems_, [&](sqlite3_stmt* st) {
                    int64_t id = sqlite3_column_int64(st, 0);
                    auto raw_name = column_text(st, 2);
+                   if (raw_name) plugin_rows_.insert(*raw_name);
                    RowReader r(st,
                                raw_name && !raw_name->empty()
                                    ? fmt::format("plugins row '{}'", *raw_name)
@@ -261,7 +263,8 @@ class SnapshotBuilder {
           auto settings = r.text(2, "settings");
           if (!r.ok()) return;
           if (!snap_->plugin(*plugin)) {
-            // Also catches names the plugins table refused: their rows were not indexed.
+            // A plugin whose own row was refused has its problem reported already.
+            if (plugin_rows_.count(*plugin)) return;
             return r.problem(fmt::format("unknown plugin '{}' (not in the plugins table)",
                                          *plugin));
           }
@@ -279,6 +282,7 @@ class SnapshotBuilder {
   std::vector<std::string>* problems_;
   std::unique_ptr<Snapshot> snap_;
   std::vector<std::string> relay_texts_;  // relay rows as written, for duplicate messages
+  std::set<std::string> plugin_rows_;     // every plugins.name read, valid or not
 };
 
 std::string resolve_plugin_path(std::string_view path, std::string_view plugin_dir) {

@@ -405,6 +405,14 @@ TEST_F(SnapshotTest, PluginSettingsRowErrors) {
             "'no'");
 }
 
+TEST_F(SnapshotTest, SettingsOfARefusedPluginAreNotReportedTwice) {
+  EXPECT_EQ(load_error("INSERT INTO plugins (position, name, path, fail_mode) VALUES "
+                       "(1, 'spf', 'spf.so', 'never');"
+                       "INSERT INTO plugin_settings (plugin, domain, settings) VALUES "
+                       "('spf', '*', '{}')"),
+            "plugins row 'spf': fail_mode must be open or tempfail (got 'never')");
+}
+
 TEST_F(SnapshotTest, NullsUnderAHandAlteredSchema) {
   // Someone rebuilt a table without its NOT NULL constraints: the loader still refuses NULLs.
   sql(db_.get(), R"(
