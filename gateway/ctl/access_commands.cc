@@ -60,9 +60,9 @@ int run_access_add(Context& ctx, const Args& args) {
     if (!rows) return unexpected(rows.error());
     for (const auto& row : *rows) {
       if (row[1] && same_pattern(stage, *row[1], pattern)) {
-        return unexpected(fmt::format(
-            "--pattern: stage {} already has a rule for '{}' (id {}); remove it first", stage,
-            *row[1], row[0].value_or("?")));
+        return unexpected(
+            fmt::format("--pattern: stage {} already has a rule for '{}' (id {}); remove it first",
+                        stage, *row[1], row[0].value_or("?")));
       }
     }
     auto r = run_statement(h,
@@ -73,8 +73,8 @@ int run_access_add(Context& ctx, const Args& args) {
                             enhanced, text, comment});
     if (!r) return unexpected(r.error());
     int64_t id = sqlite3_last_insert_rowid(h);
-    return ChangeResult{fmt::format("added access rule {}: {} '{}' -> {}", id, stage, pattern, action),
-                        id};
+    return ChangeResult{
+        fmt::format("added access rule {}: {} '{}' -> {}", id, stage, pattern, action), id};
   });
 }
 
@@ -109,9 +109,14 @@ int run_access_list(Context& ctx, const Args& args) {
                                  "comment FROM access ORDER BY id");
   if (!rows) return fail(ctx, rows.error());
   print_rows(ctx,
-             {{"ID", Column::Kind::kInteger}, {"STAGE"}, {"PATTERN"}, {"ACTION"},
-              {"CODE", Column::Kind::kInteger}, {"ENHANCED"},
-              {"TEXT"}, {"COMMENT"}},
+             {{"ID", Column::Kind::kInteger},
+              {"STAGE"},
+              {"PATTERN"},
+              {"ACTION"},
+              {"CODE", Column::Kind::kInteger},
+              {"ENHANCED"},
+              {"TEXT"},
+              {"COMMENT"}},
              *rows, "no access rules");
   return kExitOk;
 }

@@ -2,10 +2,10 @@
 // See cli.h.
 #include "ctl/cli.h"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "ctl/commands.h"
 
@@ -157,7 +157,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   bool options_done = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view token = argv[i];
-    bool negative_number = token.size() > 1 && token[0] == '-' && token[1] >= '0' && token[1] <= '9';
+    bool negative_number =
+        token.size() > 1 && token[0] == '-' && token[1] >= '0' && token[1] <= '9';
     if (options_done || token == "-" || !token.starts_with('-') || negative_number) {
       args.positional_.emplace_back(token);
       continue;
@@ -183,7 +184,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       continue;
     }
     if (!inline_value) {
-      if (i + 1 >= argc) return plain_usage_error(err, fmt::format("option {} needs a value", name));
+      if (i + 1 >= argc)
+        return plain_usage_error(err, fmt::format("option {} needs a value", name));
       inline_value = argv[++i];
     }
     args.options_.emplace_back(name, std::move(*inline_value));
@@ -262,14 +264,13 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
                          args.positional_.begin() + static_cast<ptrdiff_t>(command->words.size()));
   const std::vector<std::string> names = positional_names(command->synopsis);
   if (args.positional_.size() < command->min_args) {
-    std::string missing = args.positional_.size() < names.size()
-                              ? names[args.positional_.size()]
-                              : std::string("argument");
+    std::string missing = args.positional_.size() < names.size() ? names[args.positional_.size()]
+                                                                 : std::string("argument");
     return usage_error(ctx, fmt::format("missing argument {}", missing));
   }
   if (args.positional_.size() > command->max_args) {
-    return usage_error(ctx, fmt::format("unexpected argument '{}'",
-                                        args.positional_[command->max_args]));
+    return usage_error(
+        ctx, fmt::format("unexpected argument '{}'", args.positional_[command->max_args]));
   }
   return command->run(ctx, args);
 }

@@ -40,7 +40,7 @@ struct OptionSpec {
   std::string_view name;        // "--comment"
   std::string_view value_name;  // "TEXT"; empty for a flag (e.g. "--disabled")
   std::string_view help;
-  bool required = false;        // a missing required option is a usage error
+  bool required = false;  // a missing required option is a usage error
 };
 
 // The parsed command line of one command.
@@ -65,7 +65,7 @@ struct CommandSpec {
   std::string_view summary;             // one line for the help
   size_t min_args = 0;                  // positional arguments after the words
   size_t max_args = 0;
-  std::vector<OptionSpec> options;      // besides the global --db, --json, --help
+  std::vector<OptionSpec> options;  // besides the global --db, --json, --help
   int (*run)(Context& ctx, const Args& args) = nullptr;
 };
 

@@ -8,7 +8,7 @@ namespace {
 const OptionSpec kComment{"--comment", "TEXT", "free text for the admin"};
 
 const OptionSpec kPluginPath{"--path", "PATH",
-                              "the .so, absolute or relative to the gateway's plugin directory"};
+                             "the .so, absolute or relative to the gateway's plugin directory"};
 const OptionSpec kPluginOptions[] = {
     {"--profile", "PROFILE", "listener profile the entry applies to ('*' = all; default '*')"},
     {"--settings", "JSON", "settings object passed to the plugin (default '{}')"},
@@ -17,7 +17,8 @@ const OptionSpec kPluginOptions[] = {
 };
 
 // The attribute options of add and set; add requires --path.
-std::vector<OptionSpec> plugin_options(bool path_required, std::initializer_list<OptionSpec> extra) {
+std::vector<OptionSpec> plugin_options(bool path_required,
+                                       std::initializer_list<OptionSpec> extra) {
   OptionSpec path = kPluginPath;
   path.required = path_required;
   std::vector<OptionSpec> out{path};
@@ -28,6 +29,7 @@ std::vector<OptionSpec> plugin_options(bool path_required, std::initializer_list
 
 }  // namespace
 
+// clang-format off: one row per command reads better than the formatter's layout.
 const std::vector<CommandSpec>& command_table() {
   static const std::vector<CommandSpec> table = {
       {{"init"}, "", "create the policy database with the current schema, or migrate it",
@@ -99,5 +101,6 @@ const std::vector<CommandSpec>& command_table() {
   };
   return table;
 }
+// clang-format on
 
 }  // namespace mailgate::ctl

@@ -19,7 +19,8 @@ int run_domain_add(Context& ctx, const Args& args) {
   return apply_change(ctx, db.get(), [&](sqlite3* h) -> Expected<ChangeResult, std::string> {
     auto existing = query_rows(h, "SELECT domain FROM local_domains WHERE domain = ?1", {domain});
     if (!existing) return unexpected(existing.error());
-    if (!existing->empty()) return unexpected(fmt::format("local domain '{}' already exists", domain));
+    if (!existing->empty())
+      return unexpected(fmt::format("local domain '{}' already exists", domain));
     auto r = run_statement(h, "INSERT INTO local_domains (domain, comment) VALUES (?1, ?2)",
                            {domain, comment});
     if (!r) return unexpected(r.error());

@@ -1,11 +1,10 @@
 // ctl/edit.cc — validated writes and shared output for mailgatectl. See edit.h.
 #include "ctl/edit.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "policy/migrations.h"
@@ -46,7 +45,8 @@ policy::DbHandle open_policy_db(Context& ctx) {
 
 int apply_change(Context& ctx, sqlite3* db, const Change& change) {
   auto txn = policy::Transaction::begin(db, policy::Transaction::Kind::kImmediate);
-  if (!txn) return fail(ctx, fmt::format("cannot lock '{}' for writing: {}", ctx.db_path, txn.error()));
+  if (!txn)
+    return fail(ctx, fmt::format("cannot lock '{}' for writing: {}", ctx.db_path, txn.error()));
   const std::vector<std::string> before = problems_now(db, ctx.db_path);
 
   auto result = change(db);

@@ -1,11 +1,10 @@
 // ctl/init_command.cc — `mailgatectl init`: creates the policy database with the current schema
 // (journal in WAL mode, so the gateway's reads never wait for an edit), or brings an existing
 // mailgate database up to date. Never touches a non-empty database that is not a mailgate one.
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "ctl/commands.h"
@@ -18,7 +17,8 @@ int run_init(Context& ctx, const Args&) {
   const std::string& path = ctx.db_path;
   struct stat st {};
   const bool exists = stat(path.c_str(), &st) == 0;
-  if (exists && !S_ISREG(st.st_mode)) return fail(ctx, fmt::format("'{}' is not a regular file", path));
+  if (exists && !S_ISREG(st.st_mode))
+    return fail(ctx, fmt::format("'{}' is not a regular file", path));
   if (!exists) {
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (dir.empty()) dir = ".";
@@ -52,8 +52,8 @@ int run_init(Context& ctx, const Args&) {
 
   std::string message;
   if (migrated->from_version == 0) {
-    message = fmt::format("created policy database '{}' (schema version {})", path,
-                          migrated->to_version);
+    message =
+        fmt::format("created policy database '{}' (schema version {})", path, migrated->to_version);
   } else if (migrated->from_version < migrated->to_version) {
     message = fmt::format("migrated policy database '{}' from schema version {} to {}", path,
                           migrated->from_version, migrated->to_version);
@@ -63,9 +63,9 @@ int run_init(Context& ctx, const Args&) {
   }
   if (ctx.json) {
     nlohmann::ordered_json j = {{"ok", true},
-                        {"message", message},
-                        {"from_version", migrated->from_version},
-                        {"schema_version", migrated->to_version}};
+                                {"message", message},
+                                {"from_version", migrated->from_version},
+                                {"schema_version", migrated->to_version}};
     ctx.out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   } else {
     ctx.out << message << "\n";

@@ -1,9 +1,9 @@
 // ctl/plugin_commands.cc — `policy plugin add|remove|list|enable|disable|order|set` (the
 // plugins table, i.e. the chain). Positions are kept dense (1..n) by every command here; hand
 // edits may leave gaps, which the gateway accepts (order = position, then name).
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "ctl/commands.h"
 #include "ctl/edit.h"
@@ -111,8 +111,8 @@ int run_plugin_add(Context& ctx, const Args& args) {
     const auto count = static_cast<int64_t>(names->size());
     int64_t at = position.value_or(count + 1);
     if (at < 1 || at > count + 1) {
-      return unexpected(fmt::format("--position: must be 1..{} (the chain has {} entries)",
-                                    count + 1, count));
+      return unexpected(
+          fmt::format("--position: must be 1..{} (the chain has {} entries)", count + 1, count));
     }
     auto r = run_statement(
         h,
@@ -126,9 +126,9 @@ int run_plugin_add(Context& ctx, const Args& args) {
     int64_t id = sqlite3_last_insert_rowid(h);
     names->insert(names->begin() + (at - 1), name);
     if (auto n = renumber(h, *names); !n) return unexpected(n.error());
-    return ChangeResult{fmt::format("added plugin '{}' at position {}{}", name, at,
-                                    enabled ? "" : " (disabled)"),
-                        id};
+    return ChangeResult{
+        fmt::format("added plugin '{}' at position {}{}", name, at, enabled ? "" : " (disabled)"),
+        id};
   });
 }
 
@@ -162,8 +162,14 @@ int run_plugin_list(Context& ctx, const Args&) {
   if (!rows) return fail(ctx, rows.error());
   using K = Column::Kind;
   print_rows(ctx,
-             {{"POSITION", K::kInteger}, {"NAME"}, {"ENABLED", K::kBool}, {"PROFILE"},
-              {"FAIL_MODE"}, {"TIMEOUT_MS", K::kInteger}, {"PATH"}, {"SETTINGS"}},
+             {{"POSITION", K::kInteger},
+              {"NAME"},
+              {"ENABLED", K::kBool},
+              {"PROFILE"},
+              {"FAIL_MODE"},
+              {"TIMEOUT_MS", K::kInteger},
+              {"PATH"},
+              {"SETTINGS"}},
              *rows, "no plugins");
   return kExitOk;
 }
@@ -184,8 +190,8 @@ int run_plugin_order(Context& ctx, const Args& args) {
     if (!plugin_exists(*names, name)) return unexpected(fmt::format("NAME: no plugin '{}'", name));
     const auto count = static_cast<int64_t>(names->size());
     if (*position < 1 || *position > count) {
-      return unexpected(fmt::format("POSITION: must be 1..{} (the chain has {} entries)", count,
-                                    count));
+      return unexpected(
+          fmt::format("POSITION: must be 1..{} (the chain has {} entries)", count, count));
     }
     names->erase(std::find(names->begin(), names->end(), name));
     names->insert(names->begin() + (*position - 1), name);
@@ -207,8 +213,9 @@ int run_plugin_set(Context& ctx, const Args& args) {
   if (a.fail_mode) sets.emplace_back("fail_mode", a.fail_mode);
   if (a.timeout_ms) sets.emplace_back("timeout_ms", std::to_string(*a.timeout_ms));
   if (sets.empty()) {
-    return usage_error(ctx, "nothing to set: give one or more of --path, --profile, --settings, "
-                            "--fail-mode, --timeout-ms");
+    return usage_error(ctx,
+                       "nothing to set: give one or more of --path, --profile, --settings, "
+                       "--fail-mode, --timeout-ms");
   }
   auto db = open_policy_db(ctx);
   if (!db) return kExitFailure;

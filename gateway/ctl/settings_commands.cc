@@ -28,11 +28,12 @@ int run_settings_set(Context& ctx, const Args& args) {
           "PLUGIN: no plugin '{}' in the chain (add it first: mailgatectl policy plugin add)",
           plugin));
     }
-    auto r = run_statement(h,
-                           "INSERT INTO plugin_settings (plugin, domain, settings) "
-                           "VALUES (?1, ?2, ?3) "
-                           "ON CONFLICT (plugin, domain) DO UPDATE SET settings = excluded.settings",
-                           {plugin, domain, json});
+    auto r =
+        run_statement(h,
+                      "INSERT INTO plugin_settings (plugin, domain, settings) "
+                      "VALUES (?1, ?2, ?3) "
+                      "ON CONFLICT (plugin, domain) DO UPDATE SET settings = excluded.settings",
+                      {plugin, domain, json});
     if (!r) return unexpected(r.error());
     return ChangeResult{fmt::format("set settings of plugin '{}' for domain '{}'", plugin, domain),
                         std::nullopt};
@@ -49,13 +50,11 @@ int run_settings_remove(Context& ctx, const Args& args) {
                            {plugin, domain});
     if (!r) return unexpected(r.error());
     if (*r == 0) {
-      return unexpected(
-          fmt::format("no settings for plugin '{}' and domain '{}'", plugin, domain));
+      return unexpected(fmt::format("no settings for plugin '{}' and domain '{}'", plugin, domain));
     }
-    return ChangeResult{
-        fmt::format("removed settings of plugin '{}' for domain '{}'", plugin,
-                    policy::to_lower(domain)),
-        std::nullopt};
+    return ChangeResult{fmt::format("removed settings of plugin '{}' for domain '{}'", plugin,
+                                    policy::to_lower(domain)),
+                        std::nullopt};
   });
 }
 

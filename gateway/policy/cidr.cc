@@ -19,8 +19,8 @@ bool is_v4_mapped(const std::array<uint8_t, 16>& b) {
 
 std::string IpPrefix::address_text() const {
   if (!v6) {
-    return asio::ip::address_v4(asio::ip::address_v4::bytes_type{bytes[0], bytes[1], bytes[2],
-                                                                 bytes[3]})
+    return asio::ip::address_v4(
+               asio::ip::address_v4::bytes_type{bytes[0], bytes[1], bytes[2], bytes[3]})
         .to_string();
   }
   return asio::ip::address_v6(bytes).to_string();
@@ -67,7 +67,8 @@ Expected<IpPrefix, std::string> parse_prefix(std::string_view text) {
   p.v6 = a.is_v6();
   if (p.v6) {
     p.bytes = a.to_v6().to_bytes();
-    if (is_v4_mapped(p.bytes)) return bad("IPv4-mapped IPv6 networks are not allowed; use the IPv4 form");
+    if (is_v4_mapped(p.bytes))
+      return bad("IPv4-mapped IPv6 networks are not allowed; use the IPv4 form");
   } else {
     auto b4 = a.to_v4().to_bytes();
     std::copy(b4.begin(), b4.end(), p.bytes.begin());
@@ -77,10 +78,11 @@ Expected<IpPrefix, std::string> parse_prefix(std::string_view text) {
   if (p.length > max) return bad(fmt::format("prefix length must be 0..{}", max));
 
   IpPrefix masked = p;
-  for (int i = p.length; i < max; ++i) masked.bytes[i / 8] &= static_cast<uint8_t>(~(0x80 >> (i % 8)));
+  for (int i = p.length; i < max; ++i)
+    masked.bytes[i / 8] &= static_cast<uint8_t>(~(0x80 >> (i % 8)));
   if (masked.bytes != p.bytes) {
-    return unexpected(fmt::format("bad CIDR '{}': host bits set; did you mean '{}'?", text,
-                                  masked.to_string()));
+    return unexpected(
+        fmt::format("bad CIDR '{}': host bits set; did you mean '{}'?", text, masked.to_string()));
   }
   return p;
 }
@@ -104,7 +106,7 @@ std::optional<uint32_t> PrefixTable::insert(const IpPrefix& prefix, uint32_t val
 }
 
 std::optional<PrefixTable::Match> PrefixTable::walk(const Trie& trie, const uint8_t* bytes,
-                                                     int bits) {
+                                                    int bits) {
   if (trie.nodes.empty()) return std::nullopt;
   std::optional<Match> best;
   int32_t node = 0;

@@ -17,13 +17,12 @@
 #pragma once
 
 #include <array>
+#include <asio/ip/address.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <asio/ip/address.hpp>
 
 #include "util/expected.h"
 

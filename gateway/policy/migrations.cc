@@ -53,22 +53,23 @@ Expected<MigrationResult, std::string> migrate(sqlite3* db) {
   for (const Migration& m : migrations()) {
     if (m.version <= *from) continue;
     if (auto r = exec(db, m.sql); !r) {
-      return unexpected(fmt::format("schema migration {} ({}) failed: {}", m.version, m.file,
-                                    r.error()));
+      return unexpected(
+          fmt::format("schema migration {} ({}) failed: {}", m.version, m.file, r.error()));
     }
     auto now = user_version(db);
     if (!now) return unexpected(now.error());
     if (*now != m.version) {
-      return unexpected(fmt::format(
-          "schema migration {} ({}) left user_version at {}; it must end with "
-          "PRAGMA user_version = {}",
-          m.version, m.file, *now, m.version));
+      return unexpected(
+          fmt::format("schema migration {} ({}) left user_version at {}; it must end with "
+                      "PRAGMA user_version = {}",
+                      m.version, m.file, *now, m.version));
     }
   }
   if (auto r = txn->commit(); !r) {
     return unexpected(fmt::format("cannot commit the schema migration: {}", r.error()));
   }
-  if (*from > 0) MG_LOG_INFO("policy: migrated database schema from version {} to {}", *from, latest);
+  if (*from > 0)
+    MG_LOG_INFO("policy: migrated database schema from version {} to {}", *from, latest);
   return MigrationResult{*from, latest};
 }
 

@@ -7,21 +7,21 @@
 // Must not touch: row contents (the snapshot validates them).
 #pragma once
 
+#include <sqlite3.h>
+
 #include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <sqlite3.h>
 
 #include "util/expected.h"
 
 namespace mailgate::policy {
 
 struct Migration {
-  int version;             // 1, 2, ...: the user_version after applying it
-  std::string_view file;   // "0001_initial.sql"
-  std::string_view sql;    // the file's text
+  int version;            // 1, 2, ...: the user_version after applying it
+  std::string_view file;  // "0001_initial.sql"
+  std::string_view sql;   // the file's text
 };
 
 // All migrations known to this binary, in order (versions 1..N, no gaps).

@@ -10,10 +10,12 @@
 // A reload that fails (missing file, migration error, any invalid row) keeps the previous
 // snapshot and logs the exact problems with MG_LOG_ERROR. The watcher does not retry a refused
 // edit until the file changes again (so a broken edit is logged once), but does retry on the
-// next poll when the failure was transient (the database locked by a long write). Sessions hold the snapshot they started with, so a swap never disturbs a
-// transaction in flight and never drops a connection.
+// next poll when the failure was transient (the database locked by a long write).
+// Sessions hold the snapshot they started with, so a swap never disturbs a transaction in
+// flight and never drops a connection.
 // Threading: current(), reload() and subscribe() are safe from any thread. Reloads are
-// serialised; subscribers run on the reloading thread after the swap, outside the locks.
+// serialised; subscribers run on the reloading thread after the swap (under the reload lock,
+// so they see snapshots in order, but not under the lock current() takes).
 // Must not touch: the chain or sessions (they subscribe or call current()).
 #pragma once
 
@@ -38,8 +40,8 @@ class FileWatch;  // policy_store.cc: data_version + stat(2) change detection
 class PolicyStore {
  public:
   struct Options {
-    std::string path;                                    // the SQLite file; must exist
-    std::chrono::milliseconds poll_interval{1000};       // watcher period
+    std::string path;                               // the SQLite file; must exist
+    std::chrono::milliseconds poll_interval{1000};  // watcher period
   };
   using Subscriber = std::function<void(const SnapshotPtr&)>;
 

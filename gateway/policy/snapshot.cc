@@ -1,12 +1,12 @@
 // policy/snapshot.cc — reads, validates and indexes the policy tables. See snapshot.h.
 #include "policy/snapshot.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <atomic>
 #include <set>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "policy/migrations.h"
 #include "policy/sqlite.h"
@@ -165,9 +165,10 @@ class SnapshotBuilder {
   void read_local_domains() {
     for_each_row(db_, "local_domains", "SELECT domain FROM local_domains ORDER BY domain",
                  problems_, [&](sqlite3_stmt* st) {
-                   RowReader r(st, fmt::format("local_domains row '{}'",
-                                               column_text(st, 0).value_or("NULL")),
-                               problems_);
+                   RowReader r(
+                       st,
+                       fmt::format("local_domains row '{}'", column_text(st, 0).value_or("NULL")),
+                       problems_);
                    auto domain = r.text(0, "domain");
                    if (!domain) return;
                    if (auto p = check_domain(*domain)) return r.problem(*p);
@@ -178,19 +179,20 @@ class SnapshotBuilder {
   }
 
   void read_relay_networks() {
-    for_each_row(db_, "relay_networks", "SELECT cidr FROM relay_networks ORDER BY cidr",
-                 problems_, [&](sqlite3_stmt* st) {
-                   RowReader r(st, fmt::format("relay_networks row '{}'",
-                                               column_text(st, 0).value_or("NULL")),
-                               problems_);
+    for_each_row(db_, "relay_networks", "SELECT cidr FROM relay_networks ORDER BY cidr", problems_,
+                 [&](sqlite3_stmt* st) {
+                   RowReader r(
+                       st,
+                       fmt::format("relay_networks row '{}'", column_text(st, 0).value_or("NULL")),
+                       problems_);
                    auto cidr = r.text(0, "cidr");
                    if (!cidr) return;
                    auto prefix = parse_prefix(*cidr);
                    if (!prefix) return r.problem(prefix.error());
                    auto index = static_cast<uint32_t>(snap_->relay_network_text_.size());
                    if (auto existing = snap_->relay_networks_.insert(*prefix, index)) {
-                     return r.problem(fmt::format("is the same network as row '{}'",
-                                                  relay_texts_[*existing]));
+                     return r.problem(
+                         fmt::format("is the same network as row '{}'", relay_texts_[*existing]));
                    }
                    snap_->relay_network_text_.push_back(prefix->to_string());
                    relay_texts_.push_back(*cidr);
@@ -251,13 +253,13 @@ class SnapshotBuilder {
   void read_plugin_settings() {
     for_each_row(
         db_, "plugin_settings",
-        "SELECT plugin, domain, settings FROM plugin_settings ORDER BY plugin, domain",
-        problems_, [&](sqlite3_stmt* st) {
-          RowReader r(st,
-                      fmt::format("plugin_settings row '{}/{}'",
-                                  column_text(st, 0).value_or("NULL"),
-                                  column_text(st, 1).value_or("NULL")),
-                      problems_);
+        "SELECT plugin, domain, settings FROM plugin_settings ORDER BY plugin, domain", problems_,
+        [&](sqlite3_stmt* st) {
+          RowReader r(
+              st,
+              fmt::format("plugin_settings row '{}/{}'", column_text(st, 0).value_or("NULL"),
+                          column_text(st, 1).value_or("NULL")),
+              problems_);
           auto plugin = r.text(0, "plugin");
           auto domain = r.text(1, "domain");
           auto settings = r.text(2, "settings");
@@ -265,10 +267,11 @@ class SnapshotBuilder {
           if (!snap_->plugin(*plugin)) {
             // A plugin whose own row was refused has its problem reported already.
             if (plugin_rows_.count(*plugin)) return;
-            return r.problem(fmt::format("unknown plugin '{}' (not in the plugins table)",
-                                         *plugin));
+            return r.problem(
+                fmt::format("unknown plugin '{}' (not in the plugins table)", *plugin));
           }
-          if (auto p = check_settings_domain(*domain)) return r.problem(fmt::format("domain {}", *p));
+          if (auto p = check_settings_domain(*domain))
+            return r.problem(fmt::format("domain {}", *p));
           r.problem("settings", check_settings_json(*settings));
           if (!r.ok()) return;
           std::string key = fmt::format("{}/{}", *plugin, to_lower(*domain));
@@ -302,9 +305,12 @@ std::string_view to_string(AccessStage stage) { return kStageNames[static_cast<s
 
 std::string_view to_string(AccessAction action) {
   switch (action) {
-    case AccessAction::kAllow: return "allow";
-    case AccessAction::kDeny: return "deny";
-    case AccessAction::kTempfail: return "tempfail";
+    case AccessAction::kAllow:
+      return "allow";
+    case AccessAction::kDeny:
+      return "deny";
+    case AccessAction::kTempfail:
+      return "tempfail";
   }
   return "?";
 }
@@ -459,9 +465,8 @@ Expected<SnapshotPtr, std::vector<std::string>> read_snapshot(sqlite3* db, std::
   auto schema = query_int(db, "PRAGMA user_version");
   if (!schema) return unexpected(std::vector<std::string>{schema.error()});
   if (*schema != latest_schema_version()) {
-    return unexpected(std::vector<std::string>{
-        fmt::format("policy database has schema version {}, expected {}", *schema,
-                    latest_schema_version())});
+    return unexpected(std::vector<std::string>{fmt::format(
+        "policy database has schema version {}, expected {}", *schema, latest_schema_version())});
   }
   // A read transaction, unless the caller already holds one (mailgatectl's edit in progress).
   std::optional<Transaction> txn;

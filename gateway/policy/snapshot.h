@@ -10,6 +10,9 @@
 // Must not touch: the chain, sessions or plugins (they read a snapshot, never the reverse).
 #pragma once
 
+#include <sqlite3.h>
+
+#include <asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -19,9 +22,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <asio/ip/address.hpp>
-#include <sqlite3.h>
 
 #include "policy/cidr.h"
 #include "util/expected.h"
@@ -37,10 +37,10 @@ enum class FailMode {
 struct PluginEntry {
   int64_t id = 0;
   int64_t position = 0;
-  std::string name;           // [a-z0-9_-]{1,64}, unique
-  std::string path;           // *.so, absolute or relative to the plugin directory
+  std::string name;  // [a-z0-9_-]{1,64}, unique
+  std::string path;  // *.so, absolute or relative to the plugin directory
   bool enabled = true;
-  std::string profile = "*";  // listener profile, or "*" for every listener
+  std::string profile = "*";         // listener profile, or "*" for every listener
   std::string settings_json = "{}";  // a JSON object, verbatim from the database
   FailMode fail_mode = FailMode::kTempfail;
   std::chrono::milliseconds timeout{5000};

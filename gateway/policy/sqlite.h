@@ -8,13 +8,13 @@
 // Must not touch: schema knowledge (migrations.h), row validation (validate.h).
 #pragma once
 
+#include <sqlite3.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <sqlite3.h>
 
 #include "util/expected.h"
 

@@ -1,11 +1,11 @@
 // policy/validate.cc — syntax rules for policy values. See validate.h.
 #include "policy/validate.h"
 
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "policy/cidr.h"
 
@@ -45,8 +45,7 @@ class StrictSax : public nlohmann::json::json_sax_t {
   }
   bool start_array(std::size_t) override { return top(false); }
   bool end_array() override { return true; }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::json::exception& ex) override {
+  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception& ex) override {
     std::string what = ex.what();
     // "[json.exception.parse_error.101] parse error at line 1, ..." -> "parse error at ..."
     if (size_t close = what.find("] "); what.starts_with("[json.") && close != std::string::npos) {
@@ -134,9 +133,10 @@ Problem check_profile(std::string_view profile) {
   bool ok = !profile.empty() && profile.size() <= 64;
   for (char c : profile) ok = ok && (is_alnum(c) || c == '_' || c == '.' || c == '-');
   if (ok) return std::nullopt;
-  return fmt::format("'{}' is not a valid profile: use '*' or 1-64 characters of A-Z, a-z, 0-9, "
-                     "'_', '.', '-'",
-                     profile);
+  return fmt::format(
+      "'{}' is not a valid profile: use '*' or 1-64 characters of A-Z, a-z, 0-9, "
+      "'_', '.', '-'",
+      profile);
 }
 
 Problem check_fail_mode(std::string_view mode) {

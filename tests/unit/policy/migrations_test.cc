@@ -3,11 +3,11 @@
 // newer one is refused untouched, and db/schema.sql describes the same tables as the migrations.
 #include "policy/migrations.h"
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "policy/snapshot.h"
 #include "policy_test_util.h"
@@ -50,7 +50,8 @@ TEST(Migrations, EmptyDatabaseIsBroughtToTheLatestVersion) {
   for (const char* table :
        {"plugins", "local_domains", "relay_networks", "access", "plugin_settings"}) {
     EXPECT_EQ(*query_int(db.get(), std::string("SELECT count(*) FROM sqlite_schema WHERE "
-                                               "type = 'table' AND name = '") + table + "'"),
+                                               "type = 'table' AND name = '") +
+                                       table + "'"),
               1)
         << table;
   }
@@ -108,8 +109,8 @@ TEST(Migrations, OpenRefusesAFileThatIsNotADatabase) {
                                      << std::string(200, 'x');
   auto db = open_db(dir.file("junk.db"), OpenMode::kReadWrite);
   ASSERT_FALSE(db);
-  EXPECT_EQ(db.error(), "cannot open policy database '" + dir.file("junk.db") +
-                            "': file is not a database");
+  EXPECT_EQ(db.error(),
+            "cannot open policy database '" + dir.file("junk.db") + "': file is not a database");
 }
 
 // Column and index shape of every table, for comparing two databases.
@@ -119,14 +120,19 @@ std::map<std::string, std::string> shape(sqlite3* db) {
   while (sqlite3_step(tables->get()) == SQLITE_ROW) {
     std::string table = *column_text(tables->get(), 0);
     std::ostringstream s;
-    auto cols = prepare(db, "SELECT name, type, \"notnull\", dflt_value, pk FROM "
-                            "pragma_table_info('" + table + "')");
+    auto cols = prepare(db,
+                        "SELECT name, type, \"notnull\", dflt_value, pk FROM "
+                        "pragma_table_info('" +
+                            table + "')");
     while (sqlite3_step(cols->get()) == SQLITE_ROW) {
       for (int i = 0; i < 5; ++i) s << column_text(cols->get(), i).value_or("NULL") << " ";
       s << "\n";
     }
-    auto idx = prepare(db, "SELECT il.name, il.\"unique\", group_concat(ii.name) FROM "
-                           "pragma_index_list('" + table + "') il, pragma_index_info(il.name) ii "
+    auto idx = prepare(db,
+                       "SELECT il.name, il.\"unique\", group_concat(ii.name) FROM "
+                       "pragma_index_list('" +
+                           table +
+                           "') il, pragma_index_info(il.name) ii "
                            "GROUP BY il.name ORDER BY il.name");
     while (sqlite3_step(idx->get()) == SQLITE_ROW) {
       // Auto-index names differ only by creation order; keep their shape, not their name.

@@ -3,12 +3,11 @@
 // connection (WAL and rollback journal) and a replaced file, within its poll interval.
 #include "policy/policy_store.h"
 
+#include <gtest/gtest.h>
 #include <stdio.h>
 
 #include <atomic>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "policy_test_util.h"
 
@@ -153,8 +152,9 @@ TEST_P(PolicyStoreTest, WatcherKeepsTheOldSnapshotOnABrokenEditThenTakesTheFix) 
   SnapshotPtr before = store->current();
   {
     auto raw = raw_connection(path_);
-    sql(raw.get(), "INSERT INTO access (id, stage, pattern, action) VALUES "
-                   "(7, 'client', '10.0.0.0/33', 'deny')");
+    sql(raw.get(),
+        "INSERT INTO access (id, stage, pattern, action) VALUES "
+        "(7, 'client', '10.0.0.0/33', 'deny')");
   }
   ASSERT_TRUE(wait_for([&] { return store->failed_reloads() == 1; }, 5s));
   EXPECT_EQ(store->current(), before);
@@ -218,7 +218,9 @@ TEST_P(PolicyStoreTest, StopWatchingIsPromptAndIdempotent) {
 }
 
 INSTANTIATE_TEST_SUITE_P(JournalModes, PolicyStoreTest, ::testing::Values("WAL", "DELETE"),
-                         [](const ::testing::TestParamInfo<const char*>& p) { return std::string(p.param); });
+                         [](const ::testing::TestParamInfo<const char*>& p) {
+                           return std::string(p.param);
+                         });
 
 }  // namespace
 }  // namespace mailgate::policy

@@ -3,13 +3,12 @@
 // Not a test itself (only *_test.cc files are globbed into the test binary).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "policy/migrations.h"
 #include "policy/sqlite.h"

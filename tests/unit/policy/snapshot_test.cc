@@ -107,7 +107,8 @@ TEST(ResolvePluginPath, RelativeToTheDirectory) {
 }
 
 TEST_F(SnapshotTest, LocalDomainsAreExactAndCaseInsensitive) {
-  sql(db_.get(), "INSERT INTO local_domains (domain) VALUES ('example.com'), ('Mixed.Example.ORG')");
+  sql(db_.get(),
+      "INSERT INTO local_domains (domain) VALUES ('example.com'), ('Mixed.Example.ORG')");
   auto s = load();
   ASSERT_TRUE(s);
   EXPECT_TRUE(s->is_local_domain("example.com"));
@@ -185,7 +186,7 @@ TEST_F(SnapshotTest, NameAccessExactBeforeSuffixLongestSuffixFirst) {
   EXPECT_EQ(id("helo", "a.bad.mx.example.com"), 2);  // longest suffix
   EXPECT_EQ(id("helo", "good.mx.example.com"), 2);
   EXPECT_EQ(id("helo", "www.example.com"), 1);
-  EXPECT_EQ(id("helo", "example.com"), 0);    // '.example.com' matches subdomains only
+  EXPECT_EQ(id("helo", "example.com"), 0);     // '.example.com' matches subdomains only
   EXPECT_EQ(id("helo", "mx.example.com"), 1);  // '.mx.example.com' does not match mx itself
   EXPECT_EQ(id("helo", "notexample.com"), 0);
   EXPECT_EQ(id("helo", "[192.0.2.1]"), 4);
@@ -223,8 +224,7 @@ TEST_F(SnapshotTest, AccessRepliesHaveDefaults) {
   EXPECT_EQ(deny->summary(), "deny 554 5.7.1 Access denied");
   EXPECT_EQ(s->match_access("sender", "b@example.com")->summary(),
             "tempfail 450 4.7.1 Try again later");
-  EXPECT_EQ(s->match_access("sender", "c@example.com")->summary(),
-            "deny 550 5.7.26 DMARC says no");
+  EXPECT_EQ(s->match_access("sender", "c@example.com")->summary(), "deny 550 5.7.26 DMARC says no");
   const AccessRule* allow = s->match_access("sender", "d@example.com");
   EXPECT_EQ(allow->summary(), "allow");
   EXPECT_EQ(allow->reply_code(), 0);
@@ -300,7 +300,8 @@ TEST_F(SnapshotTest, PluginRowErrors) {
       {"(1, 'x', 'x', 1, '*', '{}', 'open', 5)",
        "plugins row 'x': path 'x' does not name a shared object (*.so)"},
       {"(1, 'x', '', 1, '*', '{}', 'open', 5)", "plugins row 'x': path must not be empty"},
-      {"(1, 'x', 'x.so', 2, '*', '{}', 'open', 5)", "plugins row 'x': enabled must be 0 or 1 (got 2)"},
+      {"(1, 'x', 'x.so', 2, '*', '{}', 'open', 5)",
+       "plugins row 'x': enabled must be 0 or 1 (got 2)"},
       {"(1, 'x', 'x.so', 'yes', '*', '{}', 'open', 5)",
        "plugins row 'x': enabled must be an integer (got 'yes')"},
       {"(1, 'x', 'x.so', 1, 'in bound', '{}', 'open', 5)",

@@ -56,7 +56,8 @@ TEST(Validate, ProfileFailModeTimeout) {
 
 TEST(Validate, SettingsJson) {
   EXPECT_FALSE(check_settings_json("{}"));
-  EXPECT_FALSE(check_settings_json(R"({"a": [1, 2.5e3, -0, true, false, null], "b": {"c": "\u00e9\n"}})"));
+  EXPECT_FALSE(
+      check_settings_json(R"({"a": [1, 2.5e3, -0, true, false, null], "b": {"c": "\u00e9\n"}})"));
   EXPECT_FALSE(check_settings_json(" { \"x\" : \"\\ud83d\\ude00\" } "));
   // Same key in different objects is fine.
   EXPECT_FALSE(check_settings_json(R"({"a": {"k": 1}, "b": {"k": 2}})"));
@@ -68,8 +69,8 @@ TEST(Validate, SettingsJson) {
   EXPECT_EQ(why(check_settings_json(R"({"a": 1, "a": 2})")), "has a duplicate key 'a'");
   EXPECT_EQ(why(check_settings_json(R"({"o": {"k": 1, "k": 1}})")), "has a duplicate key 'k'");
 
-  for (const char* bad : {"", "{", "{a: 1}", "{\"a\": 1,}", "{\"a\": 01}", "{\"a\": 'x'}",
-                          "{} {}", "{\"a\": 1} // c", "{\"a\": NaN}", "{\"a\": \"\\x\"}",
+  for (const char* bad : {"", "{", "{a: 1}", "{\"a\": 1,}", "{\"a\": 01}", "{\"a\": 'x'}", "{} {}",
+                          "{\"a\": 1} // c", "{\"a\": NaN}", "{\"a\": \"\\x\"}",
                           "{\"a\": \"\xff\"}", "{\"a\": \"\\ud800\"}", "{\"a\": \"tab\there\"}"}) {
     auto p = check_settings_json(bad);
     ASSERT_TRUE(p) << "accepted: " << bad;
@@ -151,8 +152,7 @@ TEST(Validate, AccessStageActionPattern) {
   EXPECT_FALSE(check_access_pattern("helo", "ylmf-pc"));
   EXPECT_EQ(why(check_access_pattern("helo", "a b")),
             "'a b' is not a valid HELO name: has a space or control character");
-  EXPECT_EQ(why(check_access_pattern("helo", ".")),
-            "'.' is not a valid .suffix: is empty");
+  EXPECT_EQ(why(check_access_pattern("helo", ".")), "'.' is not a valid .suffix: is empty");
   EXPECT_FALSE(check_access_pattern("sender", "spam@example.com"));
   EXPECT_EQ(why(check_access_pattern("recipient", "example.com")),
             "'example.com' is not a valid address: no '@'");
@@ -205,8 +205,9 @@ TEST(Validate, AccessReply) {
 TEST(Validate, SettingsDomainAndLower) {
   EXPECT_FALSE(check_settings_domain("*"));
   EXPECT_FALSE(check_settings_domain("example.com"));
-  EXPECT_EQ(why(check_settings_domain("**")), "'**' is not a valid domain name: label '**' has a "
-                                              "character other than a-z, 0-9 and '-'");
+  EXPECT_EQ(why(check_settings_domain("**")),
+            "'**' is not a valid domain name: label '**' has a "
+            "character other than a-z, 0-9 and '-'");
   EXPECT_EQ(to_lower("MiXeD.Example.COM"), "mixed.example.com");
 }
 
