@@ -994,9 +994,13 @@ class LoadedPlugin {
                                  std::to_string(MG_ABI_MINOR(d->abi_version)) + ", the host has " +
                                  std::to_string(MG_ABI_VERSION_MAJOR) + "." +
                                  std::to_string(MG_ABI_VERSION_MINOR));
-      if (d->struct_size < offsetof(mg_plugin, destroy) + sizeof(d->destroy))
+      // As the gateway: every 1.0 member must be there, and the name must be usable.
+      if (d->struct_size < offsetof(mg_plugin, on_close) + sizeof(d->on_close))
         throw std::runtime_error("plugin " + name + ": descriptor struct_size " +
                                  std::to_string(d->struct_size) + " is too small");
+      if (name.size() > 64 ||
+          name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+        throw std::runtime_error("plugin " + name + ": bad name (want [a-z0-9_-]{1,64})");
       std::memcpy(&descriptor_, d, std::min<std::size_t>(d->struct_size, sizeof(mg_plugin)));
       host_->set_nonblocking((descriptor_.flags & MG_PLUGIN_NONBLOCKING) != 0);
       if (descriptor_.create != nullptr) {

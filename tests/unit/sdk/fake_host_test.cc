@@ -95,6 +95,33 @@ TEST(FakeHost, ReportsCreateFailureAndDlopenErrors) {
   }
 }
 
+// Descriptors the gateway's loader refuses are refused here too.
+mg_plugin g_odd_descriptor;
+const mg_plugin* odd_entry(std::uint32_t, const mg_host*) { return &g_odd_descriptor; }
+
+TEST(FakeHost, RefusesDescriptorsTheGatewayRefuses) {
+  FakeHost host;
+  const auto error_for = [&](std::uint32_t size, std::uint32_t abi, const char* name) {
+    g_odd_descriptor = mg_plugin{};
+    g_odd_descriptor.struct_size = size;
+    g_odd_descriptor.abi_version = abi;
+    g_odd_descriptor.name = name;
+    try {
+      LoadedPlugin plugin(host, &odd_entry);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(loaded)");
+  };
+  EXPECT_EQ(error_for(sizeof(mg_plugin), MG_ABI_VERSION, "odd"), "(loaded)");  // no create: ok
+  EXPECT_EQ(error_for(sizeof(mg_plugin), 0x00020001u, "odd"),
+            "plugin odd was built for plugin ABI 2.1, the host has 1.0");
+  EXPECT_EQ(error_for(64, MG_ABI_VERSION, "odd"),
+            "plugin odd: descriptor struct_size 64 is too small");
+  EXPECT_EQ(error_for(sizeof(mg_plugin), MG_ABI_VERSION, "Odd One"),
+            "plugin Odd One: bad name (want [a-z0-9_-]{1,64})");
+}
+
 // --- the pure-C example plugin ------------------------------------------------------------------
 
 TEST(FakeHost, LoadsThePureCExample) {
