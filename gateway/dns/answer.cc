@@ -87,7 +87,8 @@ Result make_result(int err, const ub_result* res, RRType type) {
   r.secure = res->secure != 0;
   if (res->bogus) {
     r.status = Status::kTempfail;
-    r.error = std::string("DNSSEC validation failed: ") + (res->why_bogus ? res->why_bogus : "bogus");
+    r.error =
+        std::string("DNSSEC validation failed: ") + (res->why_bogus ? res->why_bogus : "bogus");
     return r;
   }
 
@@ -128,7 +129,8 @@ Result make_result(int err, const ub_result* res, RRType type) {
   }
 
   std::string first_error = packet_error;
-  if (message) r.canonical_name = records_from_packet(*message, packet, type, &r.records, &first_error);
+  if (message)
+    r.canonical_name = records_from_packet(*message, packet, type, &r.records, &first_error);
   if (r.records.empty() && res->data != nullptr) {
     // No usable packet: fall back to the rdata libunbound extracted (names uncompressed).
     for (int i = 0; res->data[i] != nullptr; ++i) {
@@ -149,7 +151,8 @@ Result make_result(int err, const ub_result* res, RRType type) {
   r.canonical_name = strip_dot(std::move(r.canonical_name));
   if (r.records.empty()) {
     r.status = Status::kError;
-    r.error = "malformed answer: " + (first_error.empty() ? std::string("no records") : first_error);
+    r.error =
+        "malformed answer: " + (first_error.empty() ? std::string("no records") : first_error);
     return r;
   }
   r.status = Status::kOk;

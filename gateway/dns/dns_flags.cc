@@ -9,15 +9,20 @@ DEFINE_string(dns_servers, "",
               "DNS upstreams: comma-separated IP[@PORT] forwarders (127.0.0.1@5353,::1); empty "
               "= the nameservers of /etc/resolv.conf; 'recursive' = recurse from the root "
               "servers; 'none' = answer from --dns_local_zones only");
-DEFINE_uint32(dns_timeout_ms, 5000, "Longest a DNS query may take, in milliseconds, before it "
+DEFINE_uint32(dns_timeout_ms, 5000,
+              "Longest a DNS query may take, in milliseconds, before it "
               "ends as a temporary failure");
-DEFINE_int32(dns_retries, -1, "Retries of an upstream that failed or answered SERVFAIL "
+DEFINE_int32(dns_retries, -1,
+             "Retries of an upstream that failed or answered SERVFAIL "
              "(libunbound outbound-msg-retry); -1 = libunbound's default");
-DEFINE_string(dns_local_zones, "", "File of local zones answered by the resolver itself, in "
+DEFINE_string(dns_local_zones, "",
+              "File of local zones answered by the resolver itself, in "
               "unbound.conf syntax (local-zone:, local-data:, local-data-ptr:)");
-DEFINE_uint64(dns_msg_cache_size, 0, "Bytes of the DNS message cache; 0 = libunbound's default "
+DEFINE_uint64(dns_msg_cache_size, 0,
+              "Bytes of the DNS message cache; 0 = libunbound's default "
               "(4 MB)");
-DEFINE_uint64(dns_rrset_cache_size, 0, "Bytes of the DNS RRset cache; 0 = libunbound's default "
+DEFINE_uint64(dns_rrset_cache_size, 0,
+              "Bytes of the DNS RRset cache; 0 = libunbound's default "
               "(4 MB)");
 DEFINE_bool(dns_dnssec, false, "Validate DNSSEC (needs --dns_trust_anchor_file)");
 DEFINE_string(dns_trust_anchor_file, "/usr/share/dns/root.key",
@@ -61,9 +66,9 @@ Expected<ResolverConfig, std::string> config_from_flags() {
     uint64_t value;
     uint64_t* target;
   };
-  for (const CacheFlag& f : {CacheFlag{"dns_msg_cache_size", FLAGS_dns_msg_cache_size, &c.msg_cache_size},
-                             CacheFlag{"dns_rrset_cache_size", FLAGS_dns_rrset_cache_size,
-                                       &c.rrset_cache_size}}) {
+  for (const CacheFlag& f :
+       {CacheFlag{"dns_msg_cache_size", FLAGS_dns_msg_cache_size, &c.msg_cache_size},
+        CacheFlag{"dns_rrset_cache_size", FLAGS_dns_rrset_cache_size, &c.rrset_cache_size}}) {
     if (f.value != 0 && (f.value < kMinCacheSize || f.value > kMaxCacheSize))
       return unexpected(flag_error(f.name, "must be 0 (default) or from " +
                                                std::to_string(kMinCacheSize) + " to " +

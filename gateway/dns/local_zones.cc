@@ -67,7 +67,7 @@ Expected<std::string, std::string> ptr_record(const std::string& value) {
 }  // namespace
 
 Expected<std::vector<LocalZoneEntry>, std::string> parse_local_zones(std::string_view text,
-                                                                    std::string_view source) {
+                                                                     std::string_view source) {
   std::vector<LocalZoneEntry> out;
   size_t line_no = 0;
   size_t start = 0;
@@ -78,9 +78,7 @@ Expected<std::vector<LocalZoneEntry>, std::string> parse_local_zones(std::string
     start = nl == std::string_view::npos ? text.size() : nl + 1;
     ++line_no;
     const std::string where = std::string(source) + ":" + std::to_string(line_no);
-    auto fail = [&](const std::string& message) {
-      return unexpected(where + ": " + message);
-    };
+    auto fail = [&](const std::string& message) { return unexpected(where + ": " + message); };
 
     while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
     if (line.empty() || line.front() == '#') continue;

@@ -41,7 +41,7 @@ struct LocalZoneEntry {
 
 // Parses the text of a local-zones file. `source` names it in errors ("zones.conf:3: ...").
 Expected<std::vector<LocalZoneEntry>, std::string> parse_local_zones(std::string_view text,
-                                                                    std::string_view source);
+                                                                     std::string_view source);
 
 // Reads and parses a local-zones file.
 Expected<std::vector<LocalZoneEntry>, std::string> load_local_zones_file(const std::string& path);

@@ -21,6 +21,9 @@
 #include <unbound.h>
 #include <unistd.h>
 
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -30,10 +33,6 @@
 #include <sstream>
 #include <thread>
 #include <unordered_map>
-
-#include <asio/io_context.hpp>
-#include <asio/posix/stream_descriptor.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "dns/answer.h"
 #include "dns/local_zones.h"
@@ -107,7 +106,8 @@ Expected<UbCtx, std::string> make_context(const ResolverConfig& config,
     // Nothing leaves the process: what the local zones do not answer is REFUSED.
     options.emplace_back("local-zone", ". refuse");
   }
-  if (config.msg_cache_size) options.emplace_back("msg-cache-size", std::to_string(config.msg_cache_size));
+  if (config.msg_cache_size)
+    options.emplace_back("msg-cache-size", std::to_string(config.msg_cache_size));
   if (config.rrset_cache_size)
     options.emplace_back("rrset-cache-size", std::to_string(config.rrset_cache_size));
   if (config.retries) options.emplace_back("outbound-msg-retry", std::to_string(*config.retries));
@@ -322,8 +322,8 @@ uint64_t Resolver::Impl::start(std::string name, RRType type, bool sync,
     return 0;
   }
   int async_id = 0;
-  int rc = ub_resolve_async(ctx_.get(), name.c_str(), static_cast<int>(type), /*IN*/ 1,
-                            query.get(), &Impl::on_answer, &async_id);
+  int rc = ub_resolve_async(ctx_.get(), name.c_str(), static_cast<int>(type), /*IN*/ 1, query.get(),
+                            &Impl::on_answer, &async_id);
   if (rc != 0) {
     // libunbound will not call back for this query.
     forget(query->id);
@@ -405,12 +405,14 @@ void Resolver::Impl::expire(const std::shared_ptr<Query>& query, End end) {
   // Success means libunbound will never call back for it; otherwise the answer is on its way
   // and on_answer() will find the query done and drop it.
   if (ub_cancel(ctx_.get(), query->async_id.load()) == UB_NOERROR) forget(query->id);
-  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - query->started);
-  finish(*query,
-         failure(Status::kTempfail, end == End::kCancelled
-                                        ? std::string("cancelled")
-                                        : "timed out after " + std::to_string(waited.count()) + " ms"),
-         end);
+  const auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - query->started);
+  finish(
+      *query,
+      failure(Status::kTempfail, end == End::kCancelled
+                                     ? std::string("cancelled")
+                                     : "timed out after " + std::to_string(waited.count()) + " ms"),
+      end);
 }
 
 void Resolver::Impl::finish(Query& query, Result result, End end) {
@@ -428,11 +430,21 @@ void Resolver::Impl::count(const Result& result, End end, Clock::duration took) 
   constexpr auto relaxed = std::memory_order_relaxed;
   counters_.in_flight.fetch_sub(1, relaxed);
   switch (result.status) {
-    case Status::kOk: counters_.ok.fetch_add(1, relaxed); break;
-    case Status::kNxDomain: counters_.nxdomain.fetch_add(1, relaxed); break;
-    case Status::kNoData: counters_.nodata.fetch_add(1, relaxed); break;
-    case Status::kTempfail: counters_.tempfail.fetch_add(1, relaxed); break;
-    case Status::kError: counters_.error.fetch_add(1, relaxed); break;
+    case Status::kOk:
+      counters_.ok.fetch_add(1, relaxed);
+      break;
+    case Status::kNxDomain:
+      counters_.nxdomain.fetch_add(1, relaxed);
+      break;
+    case Status::kNoData:
+      counters_.nodata.fetch_add(1, relaxed);
+      break;
+    case Status::kTempfail:
+      counters_.tempfail.fetch_add(1, relaxed);
+      break;
+    case Status::kError:
+      counters_.error.fetch_add(1, relaxed);
+      break;
   }
   if (end == End::kTimedOut) counters_.timeouts.fetch_add(1, relaxed);
   if (end == End::kCancelled) counters_.cancelled.fetch_add(1, relaxed);
@@ -506,8 +518,8 @@ Expected<std::unique_ptr<Resolver>, std::string> Resolver::create(ResolverConfig
 
   std::string where;
   for (const Forwarder& f : upstreams) where += (where.empty() ? " " : ", ") + f.to_string();
-  MG_LOG_INFO("dns: {}{}; timeout {} ms; DNSSEC {}; {} local zone entries", to_string(mode),
-              where, config.timeout.count(), config.dnssec ? "on" : "off", zones.size());
+  MG_LOG_INFO("dns: {}{}; timeout {} ms; DNSSEC {}; {} local zone entries", to_string(mode), where,
+              config.timeout.count(), config.dnssec ? "on" : "off", zones.size());
 
   auto impl = std::make_shared<Impl>(std::move(config), std::move(*ctx));
   impl->start_thread();

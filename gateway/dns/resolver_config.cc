@@ -35,10 +35,14 @@ UpstreamMode upstream_mode(const ResolverConfig& config) {
 
 std::string_view to_string(UpstreamMode mode) {
   switch (mode) {
-    case UpstreamMode::kForwarders: return "forwarders";
-    case UpstreamMode::kSystem: return "system resolver";
-    case UpstreamMode::kRecursive: return "recursive";
-    case UpstreamMode::kLocalOnly: return "local zones only";
+    case UpstreamMode::kForwarders:
+      return "forwarders";
+    case UpstreamMode::kSystem:
+      return "system resolver";
+    case UpstreamMode::kRecursive:
+      return "recursive";
+    case UpstreamMode::kLocalOnly:
+      return "local zones only";
   }
   return "?";
 }
@@ -75,11 +79,10 @@ Expected<std::vector<Forwarder>, std::string> parse_forwarders(std::string_view 
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
-    std::string_view item =
-        list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item = list.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     start = comma == std::string_view::npos ? list.size() + 1 : comma + 1;
-    if (trim(item).empty())
-      return unexpected("empty forwarder in '" + std::string(list) + "'");
+    if (trim(item).empty()) return unexpected("empty forwarder in '" + std::string(list) + "'");
     auto f = parse_forwarder(item);
     if (!f) return unexpected(f.error());
     out.push_back(std::move(*f));
@@ -94,8 +97,8 @@ Expected<std::vector<Forwarder>, std::string> parse_resolv_conf(std::string_view
   size_t start = 0;
   while (start < text.size()) {
     size_t nl = text.find('\n', start);
-    std::string_view line = text.substr(start, nl == std::string_view::npos ? std::string_view::npos
-                                                                           : nl - start);
+    std::string_view line =
+        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
     start = nl == std::string_view::npos ? text.size() : nl + 1;
     ++line_no;
     line = trim(line);
@@ -116,7 +119,8 @@ Expected<std::vector<Forwarder>, std::string> parse_resolv_conf(std::string_view
     out.push_back(std::move(*f));
   }
   if (out.empty() && skipped > 0)
-    return unexpected(std::string("no usable nameserver (scoped IPv6 addresses are not supported)"));
+    return unexpected(
+        std::string("no usable nameserver (scoped IPv6 addresses are not supported)"));
   if (out.empty()) out.push_back(Forwarder{"127.0.0.1", 53});
   return out;
 }
@@ -133,8 +137,7 @@ std::optional<std::string> check(const ResolverConfig& config) {
   if (config.rrset_cache_size != 0 &&
       (config.rrset_cache_size < kMinCacheSize || config.rrset_cache_size > kMaxCacheSize))
     return "rrset cache size must be 0 (default) or from 65536 bytes to 64 GiB";
-  if (config.dnssec && config.trust_anchor_file.empty())
-    return "DNSSEC needs a trust anchor file";
+  if (config.dnssec && config.trust_anchor_file.empty()) return "DNSSEC needs a trust anchor file";
   if (upstream_mode(config) == UpstreamMode::kSystem && config.resolv_conf.empty())
     return "use_system_resolver needs a resolv.conf path";
   for (const auto& [name, value] : config.unbound_options)

@@ -34,11 +34,16 @@ std::string_view to_string(RRType type) {
 
 std::string_view to_string(Status status) {
   switch (status) {
-    case Status::kOk: return "ok";
-    case Status::kNxDomain: return "nxdomain";
-    case Status::kNoData: return "nodata";
-    case Status::kTempfail: return "tempfail";
-    case Status::kError: return "error";
+    case Status::kOk:
+      return "ok";
+    case Status::kNxDomain:
+      return "nxdomain";
+    case Status::kNoData:
+      return "nodata";
+    case Status::kTempfail:
+      return "tempfail";
+    case Status::kError:
+      return "error";
   }
   return "?";
 }

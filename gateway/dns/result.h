@@ -48,12 +48,12 @@ struct Record {
 
 struct Result {
   Status status = Status::kError;
-  bool secure = false;         // DNSSEC-validated (always false while DNSSEC is off)
-  uint32_t ttl = 0;            // kOk: the smallest record TTL; kNxDomain/kNoData: the negative
-                               // TTL from the SOA when the answer has one, else 0
-  std::string canonical_name;  // the name the records belong to after CNAMEs (kOk only)
+  bool secure = false;          // DNSSEC-validated (always false while DNSSEC is off)
+  uint32_t ttl = 0;             // kOk: the smallest record TTL; kNxDomain/kNoData: the negative
+                                // TTL from the SOA when the answer has one, else 0
+  std::string canonical_name;   // the name the records belong to after CNAMEs (kOk only)
   std::vector<Record> records;  // kOk only, in answer order
-  std::string error;           // kTempfail/kError: why, for logs ("timed out after 500 ms")
+  std::string error;            // kTempfail/kError: why, for logs ("timed out after 500 ms")
 
   bool ok() const { return status == Status::kOk; }
 };

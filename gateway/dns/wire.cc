@@ -79,7 +79,7 @@ Expected<Name, std::string> read_name(Bytes message, size_t offset) {
   bool jumped = false;
   // Every pointer must go strictly backwards, so the walk ends; the bound on hops is a
   // second guard.
-  for (int hops = 0;; ) {
+  for (int hops = 0;;) {
     if (pos >= message.size()) return unexpected("name runs past the end of the message" + at(pos));
     uint8_t len = message[pos];
     switch (len & 0xc0) {
@@ -91,7 +91,8 @@ Expected<Name, std::string> read_name(Bytes message, size_t offset) {
         }
         if (len > kMaxLabel) return unexpected("label longer than 63 octets" + at(pos));
         wire_length += 1u + len;
-        if (wire_length + 1 > kMaxNameWire) return unexpected("name longer than 255 octets" + at(offset));
+        if (wire_length + 1 > kMaxNameWire)
+          return unexpected("name longer than 255 octets" + at(offset));
         if (!in_bounds(message, pos + 1, len))
           return unexpected("label runs past the end of the message" + at(pos));
         if (!name.text.empty()) name.text.push_back('.');
@@ -102,7 +103,8 @@ Expected<Name, std::string> read_name(Bytes message, size_t offset) {
       case 0xc0: {
         if (pos + 1 >= message.size()) return unexpected("truncated compression pointer" + at(pos));
         size_t target = static_cast<size_t>(get16(message, pos) & 0x3fff);
-        if (target >= pos) return unexpected("compression pointer does not point backwards" + at(pos));
+        if (target >= pos)
+          return unexpected("compression pointer does not point backwards" + at(pos));
         if (++hops > 127) return unexpected("too many compression pointers" + at(offset));
         if (!jumped) name.end = pos + 2;
         jumped = true;
@@ -116,7 +118,8 @@ Expected<Name, std::string> read_name(Bytes message, size_t offset) {
 }
 
 Expected<Message, std::string> parse_message(Bytes message) {
-  if (message.size() < kHeaderSize) return unexpected(std::string("message shorter than its header"));
+  if (message.size() < kHeaderSize)
+    return unexpected(std::string("message shorter than its header"));
   Message m;
   m.header.id = get16(message, 0);
   m.header.flags = get16(message, 2);
@@ -223,7 +226,8 @@ Expected<uint32_t, std::string> parse_soa_minimum(Bytes message, size_t offset, 
   if (!mname) return unexpected("SOA MNAME: " + mname.error());
   auto rname = read_name(bounded, mname->end);
   if (!rname) return unexpected("SOA RNAME: " + rname.error());
-  if (limit - rname->end != 20) return unexpected("SOA rdata: bad length of the counters" + at(offset));
+  if (limit - rname->end != 20)
+    return unexpected("SOA rdata: bad length of the counters" + at(offset));
   return get32(message, rname->end + 16);
 }
 

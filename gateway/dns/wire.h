@@ -69,8 +69,7 @@ Expected<Message, std::string> parse_message(Bytes message);
 // of `message`. Names in MX and PTR rdata may be compressed against `message`; to parse a
 // standalone rdata buffer pass it as the message with offset 0. The rdata must be exactly
 // consumed. The record's ttl is left 0.
-Expected<Record, std::string> parse_rdata(RRType type, Bytes message, size_t offset,
-                                          size_t length);
+Expected<Record, std::string> parse_rdata(RRType type, Bytes message, size_t offset, size_t length);
 
 // The target of a CNAME rdata.
 Expected<std::string, std::string> parse_cname(Bytes message, size_t offset, size_t length);

@@ -183,7 +183,10 @@ TEST(MakeResult, SecureFlagIsPassedOn) {
 TEST(MakeResult, FallsBackToLibunboundRdataWhenThePacketIsUnusable) {
   FakeResult f;
   f.packet = {1, 2, 3};  // not a DNS message
-  f.rdata = {std::string("\x00\x0a\x04mail\x07" "example\x04test\x00", 21)};
+  f.rdata = {
+      std::string("\x00\x0a\x04mail\x07"
+                  "example\x04test\x00",
+                  21)};
   f.r.havedata = 1;
   f.r.ttl = 77;
   std::string canon = "example.test.";

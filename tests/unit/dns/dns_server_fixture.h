@@ -98,8 +98,8 @@ inline std::optional<int> probe(uint16_t port, const std::string& name, uint16_t
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   to.sin_port = htons(port);
-  if (::sendto(s.fd(), q.bytes().data(), q.size(), 0, reinterpret_cast<sockaddr*>(&to),
-               sizeof to) < 0)
+  if (::sendto(s.fd(), q.bytes().data(), q.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
+      0)
     return std::nullopt;
   pollfd p{s.fd(), POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;

@@ -35,8 +35,8 @@ TEST(PtrName, MappedIpv4UsesInAddrArpa) {
 }
 
 TEST(PtrName, RejectsWhatIsNotAnAddress) {
-  for (const char* bad : {"", "example.com", "192.0.2", "192.0.2.1/24", "256.0.0.1",
-                          "fe80::1%eth0", " 192.0.2.1", "192.0.2.1 ", "1:2:3:4:5:6:7:8:9",
+  for (const char* bad : {"", "example.com", "192.0.2", "192.0.2.1/24", "256.0.0.1", "fe80::1%eth0",
+                          " 192.0.2.1", "192.0.2.1 ", "1:2:3:4:5:6:7:8:9",
                           "0000000000000000000000000000000000000000000000000000000000000"}) {
     auto n = ptr_name(bad);
     EXPECT_FALSE(n) << bad;
@@ -47,9 +47,9 @@ TEST(PtrName, RejectsWhatIsNotAnAddress) {
 }
 
 TEST(CheckQueryName, AcceptsNormalNames) {
-  for (const char* ok : {"example.com", "example.com.", "a", ".", "_dmarc.example.com",
-                         "sel._domainkey.example.com", "1.2.0.192.in-addr.arpa",
-                         "xn--bcher-kva.example"}) {
+  for (const char* ok :
+       {"example.com", "example.com.", "a", ".", "_dmarc.example.com", "sel._domainkey.example.com",
+        "1.2.0.192.in-addr.arpa", "xn--bcher-kva.example"}) {
     EXPECT_EQ(check_query_name(ok), std::nullopt) << ok;
   }
   EXPECT_EQ(check_query_name(std::string(63, 'a') + ".com"), std::nullopt);

@@ -9,14 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <fstream>
-#include <future>
-#include <string>
-#include <thread>
-#include <vector>
-
 #include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -24,6 +16,13 @@
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "dns/names.h"
 #include "dns_server_fixture.h"
@@ -50,7 +49,8 @@ std::string zones() {
          "local-data: \"a.example.test. 300 IN AAAA 2001:db8::1\"\n"
          "local-data: 'txt.example.test. 300 IN TXT \"v=spf1 ip4:192.0.2.0/24\" \" -all\"'\n"
          "local-data: 'txt.example.test. 300 IN TXT \"second record\"'\n"
-         "local-data: 'long.example.test. 300 IN TXT \"" + kLong1 + "\" \"" + kLong2 +
+         "local-data: 'long.example.test. 300 IN TXT \"" +
+         kLong1 + "\" \"" + kLong2 +
          "\" \"ccc\"'\n"
          "local-zone: \"2.0.192.in-addr.arpa.\" static\n"
          "local-data-ptr: \"192.0.2.1 a.example.test.\"\n"
@@ -204,7 +204,7 @@ TEST_F(LocalResolverTest, AsyncCompletesOnTheCoroutinesThread) {
       io,
       [&]() -> asio::awaitable<void> {
         for (RRType t : {RRType::kA, RRType::kAAAA, RRType::kMX, RRType::kTXT}) {
-          const char* name = t == RRType::kMX ? "example.test"
+          const char* name = t == RRType::kMX    ? "example.test"
                              : t == RRType::kTXT ? "txt.example.test"
                                                  : "a.example.test";
           results.push_back(co_await resolver_->async_resolve(name, t));
@@ -228,8 +228,7 @@ TEST_F(LocalResolverTest, AsyncCallbackRunsOnItsBoundExecutor) {
   auto strand = asio::make_strand(io);
   std::atomic<bool> on_strand{false};
   Result got;
-  resolver_->async_resolve("a.example.test", RRType::kA,
-                           asio::bind_executor(strand, [&](Result r) {
+  resolver_->async_resolve("a.example.test", RRType::kA, asio::bind_executor(strand, [&](Result r) {
                              on_strand = strand.running_in_this_thread();
                              got = std::move(r);
                            }));
@@ -252,7 +251,8 @@ TEST_F(LocalResolverTest, AsyncBadNameStillCompletesThroughTheExecutor) {
 }
 
 TEST_F(LocalResolverTest, AsyncWithFuture) {
-  std::future<Result> f = resolver_->async_resolve("a.example.test", RRType::kAAAA, asio::use_future);
+  std::future<Result> f =
+      resolver_->async_resolve("a.example.test", RRType::kAAAA, asio::use_future);
   ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(f.get().status, Status::kOk);
 }
@@ -273,7 +273,8 @@ TEST_F(LocalResolverTest, ConcurrentSyncAndAsync) {
   asio::io_context io;
   std::atomic<int> async_ok{0};
   for (int i = 0; i < kAsync; ++i) {
-    resolver_->async_resolve("txt.example.test", RRType::kTXT, asio::bind_executor(io, [&](Result r) {
+    resolver_->async_resolve("txt.example.test", RRType::kTXT,
+                             asio::bind_executor(io, [&](Result r) {
                                if (r.status == Status::kOk && r.records.size() == 2) ++async_ok;
                              }));
   }
@@ -389,7 +390,8 @@ TEST(ResolverModes, CacheAndRetryOptionsAreAccepted) {
 
 // --- deadlines, cancellation, shutdown: a forwarder that never answers -----------------
 
-ResolverConfig silent_config(const testing::SilentServer& silent, std::chrono::milliseconds timeout) {
+ResolverConfig silent_config(const testing::SilentServer& silent,
+                             std::chrono::milliseconds timeout) {
   ResolverConfig c;
   c.forwarders = {*parse_forwarder(silent.forwarder())};
   c.timeout = timeout;
@@ -464,8 +466,9 @@ TEST(ResolverShutdown, InFlightQueriesCompleteWithAnError) {
   asio::io_context io;
   std::vector<Result> results;
   for (int i = 0; i < 3; ++i)
-    resolver->async_resolve("s.silent.example", RRType::kTXT,
-                            asio::bind_executor(io, [&](Result r) { results.push_back(std::move(r)); }));
+    resolver->async_resolve(
+        "s.silent.example", RRType::kTXT,
+        asio::bind_executor(io, [&](Result r) { results.push_back(std::move(r)); }));
   Resolver* raw = resolver.get();
   std::thread blocked([raw] {
     Result r = raw->resolve("t.silent.example", RRType::kA);
@@ -473,7 +476,8 @@ TEST(ResolverShutdown, InFlightQueriesCompleteWithAnError) {
     EXPECT_EQ(r.error, "resolver shut down");
   });
   // Every query started (the blocked call included) before the resolver goes away.
-  for (int i = 0; i < 500 && resolver->metrics().in_flight < 4; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 500 && resolver->metrics().in_flight < 4; ++i)
+    std::this_thread::sleep_for(10ms);
   ASSERT_EQ(resolver->metrics().in_flight, 4u);
   const auto start = Clock::now();
   resolver.reset();

@@ -81,11 +81,11 @@ TEST(ReadName, LoopBetweenTwoPointersIsRefused) {
 
 TEST(ReadName, TruncatedInputs) {
   std::vector<uint8_t> cases[] = {
-      {},                      // nothing
-      {3, 'a', 'b'},           // label longer than what is left
-      {3, 'a', 'b', 'c'},      // no terminating zero
-      {0xc0},                  // half a pointer
-      {1, 'a', 0xc0},          // half a pointer after a label
+      {},                  // nothing
+      {3, 'a', 'b'},       // label longer than what is left
+      {3, 'a', 'b', 'c'},  // no terminating zero
+      {0xc0},              // half a pointer
+      {1, 'a', 0xc0},      // half a pointer after a label
   };
   for (const auto& c : cases) EXPECT_FALSE(read_name(span_of(c), 0)) << c.size();
   std::vector<uint8_t> one = {0};
