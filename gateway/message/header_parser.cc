@@ -56,6 +56,7 @@ void HeaderParser::end_line(std::string_view line) {
     flush_field();
     offset_ += line.size();
     done_ = true;
+    separator_ = true;
     return;
   }
   if ((content.front() == ' ' || content.front() == '\t') && !current_.empty()) {

@@ -33,6 +33,7 @@ class HeaderParser {
   bool done() const { return done_; }
   uint64_t body_offset() const { return offset_; }  // valid once done()
   bool truncated() const { return truncated_; }
+  bool separator() const { return separator_; }  // the empty line was seen (and consumed)
   std::vector<chain::HeaderField>& fields() { return fields_; }
 
  private:
@@ -45,6 +46,7 @@ class HeaderParser {
   uint64_t offset_ = 0;  // bytes consumed in the header section
   bool done_ = false;
   bool truncated_ = false;
+  bool separator_ = false;
 };
 
 // Splits a raw field ("Name: value\r\n\tmore\r\n") into name and value (milter convention:

@@ -42,11 +42,12 @@ class BackendSession {
                                             const smtp::MailArgs& mail) = 0;
   // Sends RCPT TO:<address>. Only valid after a positive mail().
   virtual asio::awaitable<smtp::Reply> rcpt(const std::string& address) = 0;
-  // Sends DATA, then `prepend` (already CRLF-terminated header lines, e.g. Received) and the
-  // spooled message, dot-stuffed, then CRLF.CRLF; returns the final reply. The transaction is
-  // over afterwards whatever the reply.
+  // Sends DATA, then `prepend` (already CRLF-terminated header lines, e.g. Received, or a
+  // whole edited header block) and the spooled message without its first `skip` octets (the
+  // original header block when `prepend` replaces it), dot-stuffed, then CRLF.CRLF; returns
+  // the final reply. The transaction is over afterwards whatever the reply.
   virtual asio::awaitable<smtp::Reply> data(const std::string& prepend,
-                                            const spool::Spool& message) = 0;
+                                            const spool::Spool& message, uint64_t skip) = 0;
   // Abandons the current transaction (RSET upstream, or drops a broken connection).
   virtual asio::awaitable<void> reset() = 0;
   // The session is over: returns a healthy idle connection to the pool, closes others.

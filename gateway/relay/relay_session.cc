@@ -140,12 +140,6 @@ asio::awaitable<smtp::Reply> RelaySession::rcpt(const std::string& address) {
 }
 
 asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
-                                                const spool::Spool& message) {
-  smtp::Reply reply = co_await data(prepend, message, 0);
-  co_return reply;
-}
-
-asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
                                                 const spool::Spool& message, uint64_t skip) {
   try {
     if (!upstream_ || !upstream_->in_transaction()) {

@@ -52,13 +52,8 @@ class RelaySession final : public BackendSession {
 
   asio::awaitable<smtp::Reply> mail(const ClientInfo& client, const smtp::MailArgs& mail) override;
   asio::awaitable<smtp::Reply> rcpt(const std::string& address) override;
-  asio::awaitable<smtp::Reply> data(const std::string& prepend,
-                                    const spool::Spool& message) override;
-  // data() that leaves out the first `skip` octets of the spool (the original header block,
-  // when `prepend` carries an edited one). smtp/session.cc wants this form; it becomes the
-  // override once backend.h declares it.
   asio::awaitable<smtp::Reply> data(const std::string& prepend, const spool::Spool& message,
-                                    uint64_t skip);
+                                    uint64_t skip) override;
   asio::awaitable<void> reset() override;
   void release() override;
 

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "log/log.h"
+#include "message/header_parser.h"
 #include "smtp/command_parser.h"
 
 namespace mailgate::smtp {
@@ -89,7 +90,7 @@ const char* Session::state_name(State s) {
 
 Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConfig> config,
                  std::unique_ptr<relay::BackendSession> backend, ListenerInfo listener,
-                 std::string id)
+                 std::string id, ChainBinding chain)
     : stream_(std::move(socket)),
       config_(std::move(config)),
       backend_(std::move(backend)),
@@ -97,7 +98,10 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConf
       decoder_(DataDecoder::Options{config_->bare_eol, config_->max_text_line,
                                     config_->max_message_size}),
       listener_(std::move(listener)),
-      id_(std::move(id)) {
+      id_(std::move(id)),
+      tx_context_(std::make_shared<chain::TxContext>(chain.chain ? chain.chain->entries().size()
+                                                                 : 0)),
+      runner_(chain.chain, tx_context_, chain.pool, stream_.socket().get_executor()) {
   std::error_code ec;
   auto remote = stream_.socket().remote_endpoint(ec);
   if (!ec) {
@@ -108,6 +112,15 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConf
     client_.port = remote.port();
   }
   client_.name = "unknown";
+  std::lock_guard lock(tx_context_->mu);
+  tx_context_->set_item(MG_ITEM_SESSION_ID, id_);
+  tx_context_->set_item(MG_ITEM_CLIENT_ADDR, client_.addr);
+  tx_context_->set_item(MG_ITEM_CLIENT_PORT, std::to_string(client_.port));
+  tx_context_->set_item(MG_ITEM_CLIENT_NAME, client_.name);
+  tx_context_->set_item(MG_ITEM_LOCAL_ADDR, listener_.address);
+  tx_context_->set_item(MG_ITEM_PROFILE, listener_.profile);
+  tx_context_->set_item(MG_ITEM_HOSTNAME, config_->hostname);
+  tx_context_->set_item(MG_ITEM_PROTOCOL, "SMTP");
 }
 
 Session::~Session() = default;
@@ -141,8 +154,18 @@ void Session::shutdown() {
 asio::awaitable<void> Session::run() {
   MG_LOG_INFO("{}: connect from {}[{}]:{} to {} ({})", id_, client_.name, client_.addr,
               client_.port, listener_.address, listener_.profile);
-  stream_.queue(Reply::make(220, "", config_->hostname + " ESMTP mailgate"));
-  enter(State::kConnected);
+  chain::Verdict connect = co_await run_stage(MG_STAGE_CONNECT);
+  if (connect.action == MG_TEMPFAIL || connect.action == MG_REJECT) {
+    // Refused before the greeting: say why and close (a 421 must close; so do we after 554).
+    Reply r = connect.reply;
+    if (connect.action == MG_TEMPFAIL) r.code = 421;
+    log_refusal("CONNECT", r, connect.plugin, "");
+    stream_.queue(r);
+    enter(State::kClosing);
+  } else {
+    stream_.queue(Reply::make(220, "", config_->hostname + " ESMTP mailgate"));
+    enter(State::kConnected);
+  }
   size_t commands = 0;
   while (state_ != State::kClosing) {
     if (shutting_down_ && (state_ == State::kConnected || state_ == State::kReady)) {
@@ -189,6 +212,7 @@ asio::awaitable<void> Session::run() {
   co_await stream_.flush(config_->client_timeout);
   stream_.close();
   backend_->release();
+  co_await run_stage(MG_STAGE_CLOSE);
   MG_LOG_INFO("{}: disconnect from {}[{}] commands={} errors={} transactions={}", id_,
               client_.name, client_.addr, commands, errors_, transactions_);
 }
@@ -204,7 +228,10 @@ asio::awaitable<void> Session::dispatch(const Command& cmd) {
 }
 
 asio::awaitable<void> Session::abort_transaction() {
-  if (transaction_open()) co_await backend_->reset();
+  if (transaction_open()) {
+    co_await backend_->reset();
+    co_await end_transaction_for_plugins();
+  }
   tx_ = Transaction{};
   if (state_ == State::kMail || state_ == State::kRcpt || state_ == State::kData)
     enter(State::kReady);
@@ -213,6 +240,11 @@ asio::awaitable<void> Session::abort_transaction() {
 void Session::begin_helo(std::string_view helo, bool esmtp) {
   client_.helo = sanitize(helo);
   client_.esmtp = esmtp;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    tx_context_->set_item(MG_ITEM_HELO, client_.helo);
+    tx_context_->set_item(MG_ITEM_PROTOCOL, esmtp ? "ESMTP" : "SMTP");
+  }
   enter(State::kReady);
 }
 
@@ -224,6 +256,13 @@ asio::awaitable<void> Session::on_helo(const Command& cmd) {
   }
   co_await abort_transaction();
   begin_helo(cmd.argument, false);
+  chain::Verdict v = co_await run_stage(MG_STAGE_HELO, client_.helo);
+  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    log_refusal("HELO", v.reply, v.plugin, "helo=<" + client_.helo + ">");
+    enter(State::kConnected);
+    reply(v.reply, v.reply.permanent());
+    co_return;
+  }
   reply(Reply::make(250, "", config_->hostname));
 }
 
@@ -235,6 +274,13 @@ asio::awaitable<void> Session::on_ehlo(const Command& cmd) {
   }
   co_await abort_transaction();
   begin_helo(cmd.argument, true);
+  chain::Verdict v = co_await run_stage(MG_STAGE_HELO, client_.helo);
+  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    log_refusal("EHLO", v.reply, v.plugin, "helo=<" + client_.helo + ">");
+    enter(State::kConnected);
+    reply(v.reply, v.reply.permanent());
+    co_return;
+  }
   Reply r;
   r.code = 250;
   r.lines = {config_->hostname,
@@ -280,14 +326,45 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     reply(Reply::make(555, "5.5.4", "SMTPUTF8 requires EHLO"), true);
     co_return;
   }
+  {
+    std::lock_guard lock(tx_context_->mu);
+    chain::TxContext& t = *tx_context_;
+    t.reset_transaction();
+    t.set_item(MG_ITEM_SENDER, args.reverse_path.address);
+    t.set_item(MG_ITEM_TX_ID, id_ + "." + std::to_string(transactions_ + 1));
+    if (args.size) t.mail_params.emplace_back("SIZE", std::to_string(*args.size));
+    if (args.body == BodyType::k7Bit) t.mail_params.emplace_back("BODY", "7BIT");
+    if (args.body == BodyType::k8BitMime) t.mail_params.emplace_back("BODY", "8BITMIME");
+    if (args.smtputf8) t.mail_params.emplace_back("SMTPUTF8", "");
+  }
+  chain::Verdict v = co_await run_stage(MG_STAGE_MAIL, args.reverse_path.address);
+  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    log_refusal("MAIL", v.reply, v.plugin, "from=<" + sanitize(args.reverse_path.address) + ">");
+    co_await end_transaction_for_plugins();
+    reply(v.reply, v.reply.permanent());
+    co_return;
+  }
+  {
+    std::lock_guard lock(tx_context_->mu);
+    if (tx_context_->new_sender) {
+      args.reverse_path.address = *tx_context_->new_sender;
+      tx_context_->set_item(MG_ITEM_SENDER, args.reverse_path.address);
+      tx_context_->new_sender.reset();
+    }
+  }
   Reply r = co_await backend_->mail(client_, args);
   if (r.positive()) {
     tx_ = Transaction{};
     tx_.mail = std::move(args);
     tx_.number = ++transactions_;
     tx_.start = std::chrono::steady_clock::now();
+    if (v.action == MG_DISCARD) {
+      tx_.discard = true;
+      tx_.discard_plugin = v.plugin;
+    }
     enter(State::kMail);
   } else {
+    co_await end_transaction_for_plugins();
     MG_LOG_INFO("{}: reject: MAIL from {}[{}]: {}; from=<{}>", id_, client_.name, client_.addr,
                 r.summary(), sanitize(args.reverse_path.address));
   }
@@ -320,10 +397,41 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
   }
   ++tx_.rcpt_attempts;
   std::string& address = parsed->forward_path.address;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    tx_context_->set_item(MG_ITEM_CURRENT_RCPT, address);
+    tx_context_->rewritten_rcpt.reset();
+  }
+  chain::Verdict v = co_await run_stage(MG_STAGE_RCPT, address);
+  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    log_refusal("RCPT", v.reply, v.plugin,
+                "from=<" + sanitize(tx_.mail.reverse_path.address) + "> to=<" + sanitize(address) +
+                    ">");
+    reply(v.reply, v.reply.permanent());
+    co_return;
+  }
+  if (v.action == MG_DISCARD) {
+    tx_.discard = true;
+    tx_.discard_plugin = v.plugin;
+  }
+  {
+    std::lock_guard lock(tx_context_->mu);
+    if (tx_context_->rewritten_rcpt) {
+      MG_LOG_INFO("{}.{}: recipient <{}> rewritten to <{}> by a plugin", id_, tx_.number,
+                  sanitize(address), sanitize(*tx_context_->rewritten_rcpt));
+      address = *tx_context_->rewritten_rcpt;
+      tx_context_->rewritten_rcpt.reset();
+    }
+  }
   Reply r = co_await backend_->rcpt(address);
   if (r.positive()) {
+    {
+      std::lock_guard lock(tx_context_->mu);
+      tx_context_->recipients.push_back(address);
+    }
     tx_.recipients.push_back(std::move(address));
     enter(State::kRcpt);
+    co_await forward_added_recipients();
   } else {
     MG_LOG_INFO("{}: reject: RCPT from {}[{}]: {}; from=<{}> to=<{}>", id_, client_.name,
                 client_.addr, r.summary(), sanitize(tx_.mail.reverse_path.address),
@@ -353,6 +461,16 @@ asio::awaitable<void> Session::on_data(const Command& cmd) {
     reply(Reply::make(501, "5.5.4", "Syntax: DATA"), true);
     co_return;
   }
+  chain::Verdict v = co_await run_stage(MG_STAGE_DATA);
+  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    log_refusal("DATA", v.reply, v.plugin, "from=<" + sanitize(tx_.mail.reverse_path.address) + ">");
+    reply(v.reply, v.reply.permanent());
+    co_return;
+  }
+  if (v.action == MG_DISCARD) {
+    tx_.discard = true;
+    tx_.discard_plugin = v.plugin;
+  }
   reply(Reply::make(354, "", "End data with <CR><LF>.<CR><LF>"));
   enter(State::kData);
   Reply final_reply = co_await receive_message();
@@ -360,6 +478,7 @@ asio::awaitable<void> Session::on_data(const Command& cmd) {
     if (!final_reply.empty()) stream_.queue(final_reply);
     co_return;
   }
+  co_await end_transaction_for_plugins();
   tx_ = Transaction{};
   enter(State::kReady);
   reply(final_reply);
@@ -392,6 +511,7 @@ asio::awaitable<Reply> Session::receive_message() {
                   client_.addr);
       co_await backend_->reset();
       log_transaction(Reply{}, "aborted");
+      co_await end_transaction_for_plugins();
       tx_ = Transaction{};
       enter(State::kClosing);
       if (status == LineStatus::kTimedOut)
@@ -425,7 +545,37 @@ asio::awaitable<Reply> Session::receive_message() {
     co_return refusal;
   }
 
-  Reply r = co_await backend_->data(received_header(), spool_);
+  if (runner_.wants(MG_STAGE_HEADER) || runner_.wants(MG_STAGE_EOH) ||
+      runner_.wants(MG_STAGE_BODY) || runner_.wants(MG_STAGE_EOM)) {
+    chain::Verdict v = co_await run_message_stages();
+    if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+      co_await backend_->reset();
+      log_transaction(v.reply, v.action == MG_TEMPFAIL ? "tempfail" : "rejected",
+                      "plugin=" + v.plugin);
+      co_return v.reply;
+    }
+    if (v.action == MG_DISCARD) {
+      tx_.discard = true;
+      tx_.discard_plugin = v.plugin;
+    }
+  }
+  if (tx_.discard) {
+    // The one deliberate drop: the client is told the message was taken, nothing is relayed.
+    co_await backend_->reset();
+    Reply discarded = Reply::make(250, "2.0.0", "Ok: discarded");
+    log_transaction(discarded, "discarded", "plugin=" + tx_.discard_plugin);
+    co_return discarded;
+  }
+  Reply edit_failure = co_await apply_envelope_edits();
+  if (!edit_failure.empty()) {
+    co_await backend_->reset();
+    log_transaction(edit_failure, edit_failure.transient() ? "tempfail" : "rejected",
+                    "envelope-edit");
+    co_return edit_failure;
+  }
+  uint64_t skip = 0;
+  std::string prefix = message_prefix(&skip);
+  Reply r = co_await backend_->data(prefix, spool_, skip);
   log_transaction(r, r.positive() ? "accepted" : r.transient() ? "tempfail" : "rejected");
   if (r.positive()) errors_ = 0;  // like Postfix: the error limit counts errors without mail
   co_return r;
@@ -443,7 +593,8 @@ std::string Session::received_header() const {
   return h;
 }
 
-void Session::log_transaction(const Reply& final_reply, const char* status) {
+void Session::log_transaction(const Reply& final_reply, const char* status,
+                              const std::string& extra) {
   std::string to;
   for (const std::string& r : tx_.recipients) {
     if (!to.empty()) to += ',';
@@ -451,12 +602,147 @@ void Session::log_transaction(const Reply& final_reply, const char* status) {
   }
   double delay = std::chrono::duration<double>(std::chrono::steady_clock::now() - tx_.start)
                      .count();
+  double score;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    score = tx_context_->score();
+  }
   MG_LOG_INFO(
       "{}.{}: client={}[{}]:{} helo=<{}> from=<{}> to={} nrcpt={} size={} queue_id={} "
-      "status={} reply=\"{}\" delay={:.3f}",
+      "status={} reply=\"{}\" score={:.2f} delay={:.3f}{}{}",
       id_, tx_.number, client_.name, client_.addr, client_.port, client_.helo,
       sanitize(tx_.mail.reverse_path.address), to, tx_.recipients.size(), decoder_.size(),
-      queue_id_from(final_reply), status, sanitize(final_reply.summary()), delay);
+      std::string(status) == "accepted" ? queue_id_from(final_reply) : std::string(), status,
+      sanitize(final_reply.summary()), score, delay, extra.empty() ? "" : " ", extra);
+}
+
+asio::awaitable<chain::Verdict> Session::run_stage(mg_stage stage, std::string text) {
+  if (!runner_.wants(stage)) co_return chain::Verdict{};
+  chain::StageInput input;
+  input.text = std::move(text);
+  chain::Verdict v = co_await runner_.run(stage, std::move(input));
+  co_return v;
+}
+
+asio::awaitable<chain::Verdict> Session::run_message_stages() {
+  message::HeaderParser parser;
+  spool::Spool::Reader reader(spool_);
+  std::string chunk;
+  while (!parser.done() && reader.next(chunk)) parser.feed(chunk);
+  parser.finish();
+  chain::StageInput headers;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    tx_context_->headers = parser.fields();
+    tx_context_->headers_edited = false;
+    tx_context_->body_offset = parser.body_offset();
+    tx_context_->spool = &spool_;
+    if (runner_.wants(MG_STAGE_HEADER)) headers.headers = tx_context_->headers;
+  }
+  if (runner_.wants(MG_STAGE_HEADER)) {
+    chain::Verdict v = co_await runner_.run(MG_STAGE_HEADER, std::move(headers));
+    if (v.action != MG_CONTINUE) co_return v;
+  }
+  for (mg_stage stage : {MG_STAGE_EOH, MG_STAGE_BODY, MG_STAGE_EOM}) {
+    chain::Verdict v = co_await run_stage(stage);
+    if (v.action != MG_CONTINUE) co_return v;
+  }
+  co_return chain::Verdict{};
+}
+
+asio::awaitable<void> Session::forward_added_recipients() {
+  std::vector<std::string> added;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    added.swap(tx_context_->added_rcpts);
+  }
+  for (std::string& a : added) {
+    if (std::find(tx_.recipients.begin(), tx_.recipients.end(), a) != tx_.recipients.end())
+      continue;
+    Reply r = co_await backend_->rcpt(a);
+    if (!r.positive()) {
+      MG_LOG_WARNING("{}.{}: recipient <{}> added by a plugin refused by the backend: {}", id_,
+                     tx_.number, sanitize(a), r.summary());
+      continue;
+    }
+    {
+      std::lock_guard lock(tx_context_->mu);
+      tx_context_->recipients.push_back(a);
+    }
+    tx_.recipients.push_back(std::move(a));
+  }
+}
+
+asio::awaitable<Reply> Session::apply_envelope_edits() {
+  std::optional<std::string> new_sender;
+  std::vector<std::string> added, removed;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    new_sender.swap(tx_context_->new_sender);
+    added.swap(tx_context_->added_rcpts);
+    removed.swap(tx_context_->removed_rcpts);
+  }
+  if (!new_sender && added.empty() && removed.empty()) co_return Reply{};
+  // The backend already has MAIL and RCPT: start its transaction again with the new envelope.
+  std::vector<std::string> wanted;
+  for (const std::string& r : tx_.recipients)
+    if (std::find(removed.begin(), removed.end(), r) == removed.end()) wanted.push_back(r);
+  for (const std::string& a : added)
+    if (std::find(wanted.begin(), wanted.end(), a) == wanted.end()) wanted.push_back(a);
+  if (new_sender) tx_.mail.reverse_path.address = *new_sender;
+  MG_LOG_INFO("{}.{}: envelope edited by plugins: from=<{}> nrcpt={}", id_, tx_.number,
+              sanitize(tx_.mail.reverse_path.address), wanted.size());
+  if (wanted.empty()) co_return Reply::make(550, "5.7.1", "No recipients left after filtering");
+  co_await backend_->reset();
+  Reply r = co_await backend_->mail(client_, tx_.mail);
+  if (!r.positive()) co_return r;
+  std::vector<std::string> accepted;
+  Reply last;
+  for (const std::string& w : wanted) {
+    last = co_await backend_->rcpt(w);
+    if (last.positive()) {
+      accepted.push_back(w);
+    } else {
+      MG_LOG_WARNING("{}.{}: backend refused edited recipient <{}>: {}", id_, tx_.number,
+                     sanitize(w), last.summary());
+    }
+  }
+  if (accepted.empty()) co_return last;
+  tx_.recipients = std::move(accepted);
+  co_return Reply{};
+}
+
+asio::awaitable<void> Session::end_transaction_for_plugins() {
+  co_await run_stage(MG_STAGE_RESET);
+  std::lock_guard lock(tx_context_->mu);
+  tx_context_->reset_transaction();
+}
+
+void Session::log_refusal(const char* what, const Reply& r, const std::string& plugin,
+                          const std::string& extra) {
+  MG_LOG_INFO("{}: reject: {} from {}[{}]: {}; plugin={}{}{}", id_, what, client_.name,
+              client_.addr, sanitize(r.summary()), plugin, extra.empty() ? "" : " ", extra);
+}
+
+std::string Session::message_prefix(uint64_t* skip) const {
+  std::string prefix = received_header();
+  *skip = 0;
+  std::lock_guard lock(tx_context_->mu);
+  if (!tx_context_->headers_edited) return prefix;
+  for (const chain::HeaderField& f : tx_context_->headers) {
+    if (!f.raw.empty()) {
+      prefix += f.raw;
+    } else {
+      prefix += f.name;
+      prefix += ": ";
+      prefix += f.value;
+      prefix += "\r\n";
+    }
+  }
+  prefix += "\r\n";
+  // The original header block (and its separator line, if it had one) is replaced.
+  *skip = tx_context_->body_offset;
+  return prefix;
 }
 
 asio::awaitable<void> Session::on_rset(const Command& cmd) {

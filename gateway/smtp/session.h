@@ -15,6 +15,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "chain/chain.h"
 #include "relay/backend.h"
 #include "smtp/client_stream.h"
 #include "smtp/command.h"
@@ -28,6 +29,12 @@ namespace mailgate::smtp {
 struct ListenerInfo {
   std::string address;  // "127.0.0.1:2525"
   std::string profile;  // "inbound", "submission", ...
+};
+
+// The plugin chain a session runs (may be empty: no plugins configured).
+struct ChainBinding {
+  std::shared_ptr<const chain::Chain> chain;
+  chain::WorkerPool* pool = nullptr;
 };
 
 class Session {
@@ -46,7 +53,7 @@ class Session {
 
   Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConfig> config,
           std::unique_ptr<relay::BackendSession> backend,
-          ListenerInfo listener, std::string id);
+          ListenerInfo listener, std::string id, ChainBinding chain = {});
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -68,6 +75,8 @@ class Session {
     MailArgs mail;
     std::vector<std::string> recipients;  // accepted by the backend
     size_t rcpt_attempts = 0;
+    bool discard = false;                 // a plugin said DISCARD: accept, do not relay
+    std::string discard_plugin;
     size_t number = 0;                    // 1, 2, ... within the session
     std::chrono::steady_clock::time_point start;
   };
@@ -92,6 +101,18 @@ class Session {
   asio::awaitable<void> on_unknown(const Command& cmd);
 
   asio::awaitable<void> dispatch(const Command& cmd);
+  // Runs one stage through the plugin chain (CONTINUE at once when no plugin wants it).
+  asio::awaitable<chain::Verdict> run_stage(mg_stage stage, std::string text = {});
+  // Runs HEADER, EOH, BODY and EOM over the spooled message; fills the header edits.
+  asio::awaitable<chain::Verdict> run_message_stages();
+  // Applies envelope edits plugins made at EOM by redoing the backend transaction.
+  asio::awaitable<Reply> apply_envelope_edits();
+  // Forwards recipients plugins added (rcpt_add) during RCPT.
+  asio::awaitable<void> forward_added_recipients();
+  // Ends the transaction for the plugins (RESET stage) and forgets its data.
+  asio::awaitable<void> end_transaction_for_plugins();
+  void log_refusal(const char* what, const Reply& r, const std::string& plugin,
+                   const std::string& extra);
   // Reads the message after 354 and relays it; returns the final reply.
   asio::awaitable<Reply> receive_message();
   // Ends an open transaction at the backend (RSET) and forgets it.
@@ -102,7 +123,11 @@ class Session {
   void reply(const Reply& r, bool counts_as_error = false);
   void enter(State s);
   std::string received_header() const;
-  void log_transaction(const Reply& final_reply, const char* status);
+  // Received header plus, when plugins edited headers, the whole edited header block; sets
+  // *skip to the bytes of the spooled message it replaces.
+  std::string message_prefix(uint64_t* skip) const;
+  void log_transaction(const Reply& final_reply, const char* status,
+                       const std::string& extra = {});
 
   ClientStream stream_;
   std::shared_ptr<const SessionConfig> config_;
@@ -112,6 +137,8 @@ class Session {
   ListenerInfo listener_;
   std::string id_;
   relay::ClientInfo client_;
+  std::shared_ptr<chain::TxContext> tx_context_;
+  chain::ChainRunner runner_;
   State state_ = State::kGreeting;
   Transaction tx_;
   size_t transactions_ = 0;

@@ -694,7 +694,7 @@ TEST_F(RelayPostfixTest, XclientDeliveryDotsAndPooledReuse) {
                   ".\r\n"
                   "middle . line\r\n"
                   "last line\r\n"));
-  r = run(io_, session->data("X-Gateway-Test: first\r\n", spool));
+  r = run(io_, session->data("X-Gateway-Test: first\r\n", spool, 0));
   EXPECT_EQ(r.code, 250) << r.summary();
   EXPECT_NE(r.text().find("queued as"), std::string_view::npos) << r.summary();
 
@@ -705,7 +705,7 @@ TEST_F(RelayPostfixTest, XclientDeliveryDotsAndPooledReuse) {
   EXPECT_EQ(r.code, 250) << r.summary();
   spool.clear();
   ASSERT_TRUE(spool.write("Subject: second\r\n\r\nsecond body\r\n"));
-  r = run(io_, session->data("X-Gateway-Test: second\r\n", spool));
+  r = run(io_, session->data("X-Gateway-Test: second\r\n", spool, 0));
   EXPECT_EQ(r.code, 250) << r.summary();
   session->release();
   EXPECT_EQ(pool.idle_count(), 1u);
@@ -721,7 +721,7 @@ TEST_F(RelayPostfixTest, XclientDeliveryDotsAndPooledReuse) {
   EXPECT_EQ(r.code, 250) << r.summary();
   spool.clear();
   ASSERT_TRUE(spool.write("Subject: third\r\n\r\nthird body\r\n"));
-  r = run(io_, session2->data("", spool));
+  r = run(io_, session2->data("", spool, 0));
   EXPECT_EQ(r.code, 250) << r.summary();
   session2->release();
   EXPECT_EQ(pool.idle_count(), 1u);
@@ -812,7 +812,7 @@ TEST_F(RelayPostfixTest, LargeSpilledMessageGoesOutInBlocks) {
   for (int i = 0; i < 20000; ++i) body += (i % 3 == 0 ? "." : "") + std::to_string(i) + " line\r\n";
   ASSERT_TRUE(spool.write(body));
   ASSERT_FALSE(spool.in_memory());
-  smtp::Reply r = run(io_, session->data("", spool));
+  smtp::Reply r = run(io_, session->data("", spool, 0));
   EXPECT_EQ(r.code, 250) << r.summary();
   session->release();
 

@@ -52,7 +52,8 @@ class FakeBackend final : public relay::BackendSession {
       co_return Reply::make(550, "5.1.1", "<" + address + ">: Recipient address rejected");
     co_return Reply::make(250, "2.1.5", "Ok");
   }
-  asio::awaitable<Reply> data(const std::string&, const spool::Spool& message) override {
+  asio::awaitable<Reply> data(const std::string&, const spool::Spool& message,
+                              uint64_t) override {
     if (!in_tx_) co_return Reply::make(503, "5.5.1", "fake backend: DATA outside transaction");
     in_tx_ = false;
     std::string body, chunk;

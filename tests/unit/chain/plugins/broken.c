@@ -18,6 +18,7 @@ MG_PLUGIN_EXPORT const mg_plugin *mailgate_plugin_entry(uint32_t host_abi, const
   (void)host_abi;
   (void)host;
 #ifdef BROKEN_NULL
+  (void)descriptor;
   return NULL;
 #else
   return &descriptor;
