@@ -107,7 +107,8 @@ class Snapshot {
 
   // Every plugin row (enabled or not), ordered by position, then name.
   const std::vector<PluginEntry>& plugins() const { return plugins_; }
-  // The enabled entries whose profile is `profile` or '*', in chain order.
+  // The enabled entries whose profile is `profile` or '*', in chain order. The pointers (like
+  // every pointer and reference a Snapshot hands out) live as long as the snapshot.
   std::vector<const PluginEntry*> plugins_for(std::string_view profile) const;
   const PluginEntry* plugin(std::string_view name) const;
 

@@ -122,8 +122,12 @@ Problem check_plugin_path(std::string_view path) {
     }
   }
   std::string_view file = path.substr(path.rfind('/') + 1);  // npos + 1 == 0
-  if (file.ends_with(".so") || file.find(".so.") != std::string_view::npos) {
-    if (file != ".so") return std::nullopt;
+  // "x.so", or "x.so.1.2" (a version suffix of digits and dots).
+  if (size_t so = file.rfind(".so"); so != std::string_view::npos && so > 0) {
+    std::string_view version = file.substr(so + 3);
+    bool ok = version.empty() || (version.size() > 1 && version[0] == '.');
+    for (char c : version) ok = ok && ((c >= '0' && c <= '9') || c == '.');
+    if (ok) return std::nullopt;
   }
   return fmt::format("'{}' does not name a shared object (*.so)", path);
 }

@@ -25,6 +25,10 @@ TEST(Validate, PluginPath) {
   EXPECT_FALSE(check_plugin_path("spf.so"));
   EXPECT_FALSE(check_plugin_path("/usr/lib/mailgate/plugins/dkim.so"));
   EXPECT_FALSE(check_plugin_path("libexample.so.1"));
+  EXPECT_FALSE(check_plugin_path("lib/libexample.so.1.2.3"));
+  EXPECT_EQ(why(check_plugin_path("a.so.txt")), "'a.so.txt' does not name a shared object (*.so)");
+  EXPECT_EQ(why(check_plugin_path("a.so.")), "'a.so.' does not name a shared object (*.so)");
+  EXPECT_EQ(why(check_plugin_path("a.sox")), "'a.sox' does not name a shared object (*.so)");
   EXPECT_EQ(why(check_plugin_path("")), "must not be empty");
   EXPECT_EQ(why(check_plugin_path("spf")), "'spf' does not name a shared object (*.so)");
   EXPECT_EQ(why(check_plugin_path("/lib/.so")), "'/lib/.so' does not name a shared object (*.so)");
