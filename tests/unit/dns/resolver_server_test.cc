@@ -10,6 +10,7 @@
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -200,6 +201,27 @@ TEST_F(UnboundServerTest, FailsOverFromASilentForwarder) {
     Result r = resolver->resolve(name, name[0] == 'a' ? RRType::kA : RRType::kMX);
     EXPECT_EQ(r.status, Status::kOk) << name << ": " << r.error;
   }
+}
+
+TEST_F(UnboundServerTest, DnssecBogusIsTempfail) {
+  // A trust anchor for dnstest.example., which the server serves unsigned: the validator
+  // must call its answers bogus. Names outside the anchor stay insecure and answer.
+  testing::TempDir dir("mailgate-dns-ta");
+  const std::string anchor = dir.file("ta.key");
+  std::ofstream(anchor) << "dnstest.example. 3600 IN DS 12345 13 2 "
+                           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
+  ResolverConfig c = forwarding_to({server_.forwarder()}, 2000ms);
+  c.dnssec = true;
+  c.trust_anchor_file = anchor;
+  auto resolver = make(c);
+  ASSERT_NE(resolver, nullptr);
+  Result bogus = resolver->resolve("a.dnstest.example", RRType::kA);
+  EXPECT_EQ(bogus.status, Status::kTempfail);
+  EXPECT_EQ(bogus.error.rfind("DNSSEC validation failed", 0), 0u) << bogus.error;
+  EXPECT_FALSE(bogus.secure);
+  Result insecure = resolver->resolve("example.test", RRType::kMX);
+  EXPECT_EQ(insecure.status, Status::kOk) << insecure.error;
+  EXPECT_FALSE(insecure.secure);
 }
 
 TEST(UpstreamServfail, IsTempfailBeforeTheTimeout) {
