@@ -4,8 +4,13 @@
 #include <csignal>
 #include <cstdio>
 
+#include <filesystem>
+#include <memory>
+
 #include "config/config.h"
+#include "dns/dns_flags.h"
 #include "log/log.h"
+#include "server/plugin_host.h"
 #include "server/server.h"
 #include "spool/spool.h"
 
@@ -30,12 +35,39 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mailgate: --spool_dir: %s\n", spool_error.c_str());
     return 1;
   }
+  auto dns_config = mailgate::dns::config_from_flags();
+  if (!dns_config) {
+    std::fprintf(stderr, "mailgate: %s\n", dns_config.error().c_str());
+    return 2;
+  }
   std::signal(SIGPIPE, SIG_IGN);
-  mailgate::server::Server server(std::move(*config), argv[0]);
+
+  // Bind first: an unusable address is reported before anything is created on disk.
+  mailgate::server::Server server(*config, argv[0]);
   std::string bind_error = server.bind();
   if (!bind_error.empty()) {
     std::fprintf(stderr, "mailgate: %s\n", bind_error.c_str());
     return 1;
   }
+
+  mailgate::server::PluginHostOptions host_options;
+  host_options.policy_db = config->policy_db;
+  host_options.plugin_dir = config->plugin_dir;
+  host_options.worker_threads = config->plugin_threads;
+  host_options.worker_queue = config->plugin_queue;
+  host_options.policy_poll = config->policy_poll;
+  host_options.dns = std::move(*dns_config);
+  for (const auto& l : config->listeners) host_options.profiles.push_back(l.profile);
+  {
+    std::error_code ec;
+    auto dir = std::filesystem::path(config->policy_db).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  }
+  auto plugins = mailgate::server::PluginHost::start(std::move(host_options));
+  if (!plugins) {
+    std::fprintf(stderr, "mailgate: %s\n", plugins.error().c_str());
+    return 1;
+  }
+  server.attach_plugins(plugins->get());
   return server.run();
 }

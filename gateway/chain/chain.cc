@@ -142,6 +142,8 @@ CallResult check_action(int a, const std::string& error) {
   CallResult r;
   if (!error.empty()) {
     r.failure = error;
+  } else if (a == MG_FAILED) {
+    r.failure = "reported a failure";
   } else if (a < MG_CONTINUE || a > MG_DISCARD) {
     r.failure = "returned invalid action " + std::to_string(a);
   } else {
@@ -166,6 +168,7 @@ const char* action_name(mg_action action) {
     case MG_TEMPFAIL: return "tempfail";
     case MG_REJECT: return "reject";
     case MG_DISCARD: return "discard";
+    case MG_FAILED: return "failed";
   }
   return "?";
 }

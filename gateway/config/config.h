@@ -33,6 +33,12 @@ struct GatewayConfig {
   unsigned threads = 0;  // I/O threads; 0 = one per core
   double shutdown_grace_seconds = 30;
   std::string flagfile;  // re-read on SIGHUP when set
+  // Plugins and policy.
+  std::string policy_db;                   // SQLite policy; created on first run
+  std::string plugin_dir;                  // where relative plugin paths point
+  size_t plugin_threads = 4;               // worker threads for blocking plugins
+  size_t plugin_queue = 1024;              // queued plugin calls before fail modes apply
+  std::chrono::milliseconds policy_poll{1000};  // how often the database is checked for edits
 };
 
 // Builds the configuration from the current flag values. On error returns a message such as

@@ -41,6 +41,15 @@ DEFINE_string(bare_eol, "reject", "Bare CR or LF in commands and data: 'reject' 
               "command or message) or 'normalize' (treat as CRLF)");
 DEFINE_string(log_level, "info", "debug, info, warning or error");
 DEFINE_uint32(threads, 0, "I/O threads (0 = one per core)");
+DEFINE_string(policy_db, "/var/lib/mailgate/policy.db",
+              "SQLite policy database (created with the current schema when missing); edits "
+              "apply live");
+DEFINE_string(plugin_dir, MAILGATE_DEFAULT_PLUGIN_DIR,
+              "Directory that relative plugin paths in the policy database are resolved in");
+DEFINE_uint32(plugin_threads, 0, "Worker threads for blocking plugins (0 = 2 per core)");
+DEFINE_uint32(plugin_queue, 1024, "Plugin calls that may wait for a worker before the "
+              "plugins' fail modes apply");
+DEFINE_uint32(policy_poll_ms, 1000, "How often the policy database is checked for edits (ms)");
 
 namespace mailgate::config {
 namespace {
@@ -175,6 +184,17 @@ Expected<GatewayConfig, std::string> from_flags() {
   if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
   if (c.threads > 256) return unexpected(flag_error("threads", "must be <= 256"));
   c.flagfile = gflags::GetCommandLineFlagInfoOrDie("flagfile").current_value;
+  if (FLAGS_policy_db.empty()) return unexpected(flag_error("policy_db", "must not be empty"));
+  c.policy_db = FLAGS_policy_db;
+  c.plugin_dir = FLAGS_plugin_dir;
+  c.plugin_threads = FLAGS_plugin_threads != 0 ? FLAGS_plugin_threads
+                                               : 2 * std::max(1u, std::thread::hardware_concurrency());
+  if (c.plugin_threads > 1024) return unexpected(flag_error("plugin_threads", "must be <= 1024"));
+  if (FLAGS_plugin_queue == 0) return unexpected(flag_error("plugin_queue", "must be > 0"));
+  c.plugin_queue = FLAGS_plugin_queue;
+  if (FLAGS_policy_poll_ms < 10 || FLAGS_policy_poll_ms > 3'600'000)
+    return unexpected(flag_error("policy_poll_ms", "must be between 10 and 3600000"));
+  c.policy_poll = std::chrono::milliseconds(FLAGS_policy_poll_ms);
   return c;
 }
 

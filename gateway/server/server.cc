@@ -22,6 +22,7 @@
 #include "log/log.h"
 #include "net/connection_limiter.h"
 #include "relay/pool.h"
+#include "server/plugin_host.h"
 #include "smtp/session.h"
 
 namespace mailgate::server {
@@ -54,9 +55,10 @@ std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
 }  // namespace
 
 struct Server::Impl {
-  Impl(config::GatewayConfig c, const char* a)
+  Impl(config::GatewayConfig c, const char* a, PluginHost* p)
       : config(std::move(c)),
         argv0(a),
+        plugins(p),
         session_config(std::make_shared<const smtp::SessionConfig>(config.session)),
         limiter(config.max_connections, config.max_connections_per_ip),
         signals(control) {}
@@ -66,7 +68,8 @@ struct Server::Impl {
   asio::awaitable<void> session_main(Worker& worker, asio::ip::tcp::socket socket,
                                      net::ConnectionLimiter::Ticket ticket,
                                      std::shared_ptr<const smtp::SessionConfig> cfg,
-                                     smtp::ListenerInfo info, std::string id);
+                                     smtp::ListenerInfo info, std::string id,
+                                     smtp::ChainBinding chain);
   void on_signal(int signo);
   void reload();
   void begin_shutdown();
@@ -76,6 +79,7 @@ struct Server::Impl {
 
   config::GatewayConfig config;
   const char* argv0;
+  PluginHost* plugins;
   std::shared_ptr<const smtp::SessionConfig> session_config;  // swapped on SIGHUP
   net::ConnectionLimiter limiter;
   asio::io_context control{1};
@@ -105,9 +109,10 @@ asio::awaitable<void> Server::Impl::refuse(asio::ip::tcp::socket socket, smtp::R
 asio::awaitable<void> Server::Impl::session_main(Worker& worker, asio::ip::tcp::socket socket,
                                                  net::ConnectionLimiter::Ticket ticket,
                                                  std::shared_ptr<const smtp::SessionConfig> cfg,
-                                                 smtp::ListenerInfo info, std::string id) {
+                                                 smtp::ListenerInfo info, std::string id,
+                                                 smtp::ChainBinding chain) {
   smtp::Session session(std::move(socket), std::move(cfg), worker.pool.new_session(),
-                        std::move(info), std::move(id));
+                        std::move(info), std::move(id), std::move(chain));
   worker.sessions.insert(&session);
   try {
     co_await session.run();
@@ -151,9 +156,11 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
       continue;
     }
     smtp::ListenerInfo info{listener.bound, listener.spec.profile};
+    smtp::ChainBinding chain =
+        plugins != nullptr ? plugins->chain_for(listener.spec.profile) : smtp::ChainBinding{};
     asio::co_spawn(worker.ctx,
                    session_main(worker, std::move(socket), std::move(ticket), session_config,
-                                std::move(info), next_session_id()),
+                                std::move(info), next_session_id(), std::move(chain)),
                    [](std::exception_ptr e) {
                      if (!e) return;
                      try {
@@ -175,6 +182,7 @@ void Server::Impl::signal_sessions() {
 }
 
 void Server::Impl::reload() {
+  if (plugins != nullptr) plugins->reload();
   auto fresh = config::reload_flags(argv0);
   if (!fresh) {
     MG_LOG_ERROR("reload failed, keeping the running configuration: {}", fresh.error());
@@ -250,8 +258,8 @@ asio::awaitable<void> Server::Impl::drain() {
   signals.cancel(ec);
 }
 
-Server::Server(config::GatewayConfig config, const char* argv0)
-    : impl_(std::make_unique<Impl>(std::move(config), argv0)) {}
+Server::Server(config::GatewayConfig config, const char* argv0, PluginHost* plugins)
+    : impl_(std::make_unique<Impl>(std::move(config), argv0, plugins)) {}
 
 Server::~Server() {
   for (auto& w : impl_->workers) {
@@ -286,6 +294,8 @@ std::string Server::bind() {
   }
   return {};
 }
+
+void Server::attach_plugins(PluginHost* plugins) { impl_->plugins = plugins; }
 
 int Server::run() {
   Impl& s = *impl_;

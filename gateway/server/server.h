@@ -14,9 +14,12 @@
 
 namespace mailgate::server {
 
+class PluginHost;
+
 class Server {
  public:
-  Server(config::GatewayConfig config, const char* argv0);
+  // `plugins` may be null (no plugin chain); it must outlive the server.
+  Server(config::GatewayConfig config, const char* argv0, PluginHost* plugins = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -24,6 +27,9 @@ class Server {
   // Opens every listener. Returns an error naming the listener ("--listen=ADDR:PORT: cannot
   // bind: Address already in use") or empty on success. Logs "listening on ADDR:PORT".
   std::string bind();
+
+  // Gives sessions their plugin chains (call before run(); may be left out: no plugins).
+  void attach_plugins(PluginHost* plugins);
 
   // Serves until SIGTERM/SIGINT and the drain that follows. Returns the exit status.
   int run();

@@ -1199,6 +1199,8 @@ inline const char* action_name(mg_action action) {
       return "REJECT";
     case MG_DISCARD:
       return "DISCARD";
+    case MG_FAILED:
+      return "FAILED";
   }
   return "(invalid action)";
 }

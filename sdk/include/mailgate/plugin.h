@@ -61,6 +61,8 @@ typedef enum mg_stage {
 
 /* What a callback decides. The set is closed. */
 typedef enum mg_action {
+  MG_FAILED = -1,  /* the plugin could not decide (error, exception): the host applies the
+                    * plugin's configured fail mode (open = CONTINUE, tempfail = 451 4.3.0) */
   MG_CONTINUE = 0, /* no objection: the next plugin runs */
   MG_ACCEPT = 1,   /* accept for this stage: the rest of the chain is skipped for it */
   MG_TEMPFAIL = 2, /* refuse for now (4xx); set_reply() may give code and text */

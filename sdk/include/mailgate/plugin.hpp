@@ -48,6 +48,7 @@ enum class Action : int {
   kTempFail = MG_TEMPFAIL,  // refuse for now (4xx); Session::set_reply() may give the reply
   kReject = MG_REJECT,      // refuse (5xx); Session::set_reply() may give the reply
   kDiscard = MG_DISCARD,    // accept the message and drop it (logged); from MAIL on
+  kFailed = MG_FAILED,      // could not decide: the gateway applies the plugin's fail mode
 };
 
 // Session and transaction items; the values are the C ABI's mg_item (see plugin.h).
@@ -478,8 +479,8 @@ class Plugin {
 
 namespace detail {
 
-// What a stage answers when the plugin throws.
-inline constexpr mg_action kActionOnException = MG_TEMPFAIL;
+// What a stage answers when the plugin throws: the host then applies the plugin's fail mode.
+inline constexpr mg_action kActionOnException = MG_FAILED;
 
 inline void write_error(char* err, std::size_t errlen, const char* what) noexcept {
   if (err != nullptr && errlen > 0) std::snprintf(err, errlen, "%s", what);
@@ -489,7 +490,7 @@ inline void log_exception(const mg_host* host, mg_session* s, const char* stage,
                           const char* what) noexcept {
   if (host == nullptr || host->log == nullptr) return;
   char line[512];
-  std::snprintf(line, sizeof(line), "exception in %s: %s; answering TEMPFAIL", stage, what);
+  std::snprintf(line, sizeof(line), "exception in %s: %s; the plugin's fail mode applies", stage, what);
   host->log(s, MG_LOG_ERROR, line);
 }
 
@@ -501,6 +502,7 @@ inline mg_action to_c(Action action, const mg_host* host, mg_session* s,
     case Action::kTempFail:
     case Action::kReject:
     case Action::kDiscard:
+    case Action::kFailed:
       return static_cast<mg_action>(action);
   }
   log_exception(host, s, stage, "the stage returned an invalid Action");

@@ -38,11 +38,15 @@ class Gateway:
     listen: the --listen value (default 127.0.0.1:0; the bound port is parsed from the log);
         None leaves it out (e.g. when a --flagfile sets it).
     spool_dir: defaults to a fresh temp dir removed on stop().
+    policy_db: the SQLite policy (created by the gateway when missing); defaults to a file in a
+        fresh temp dir removed on stop().
+    Unless flags set them, --dns_servers=none (no query ever leaves the machine) and
+    --plugin_dir=$MAILGATE_PLUGIN_DIR (the build's plugins) are passed.
     """
 
     def __init__(self, backend_port=None, flags=(), binary=None, listen="127.0.0.1:0",
                  backend=None, hostname="gateway.mailgate.test", spool_dir=None,
-                 log_path=None, start_timeout=10.0, log_level="info"):
+                 log_path=None, start_timeout=10.0, log_level="info", policy_db=None):
         self.binary = binary or binary_path()
         if isinstance(flags, dict):
             flags = [f"--{k}={v}" for k, v in flags.items()]
@@ -60,7 +64,20 @@ class Gateway:
         self.argv.append(f"--spool_dir={self.spool_dir}")
         if log_level:
             self.argv.append(f"--log_level={log_level}")
-        self.argv += list(flags)
+        flags = list(flags)
+        self._policy_dir = None
+        if policy_db is None and not any(f.startswith("--policy_db=") for f in flags):
+            self._policy_dir = util.make_tempdir("mailgate-policy-")
+            policy_db = os.path.join(self._policy_dir, "policy.db")
+        self.policy_db = policy_db
+        if policy_db is not None:
+            self.argv.append(f"--policy_db={policy_db}")
+        if not any(f.startswith("--dns_servers=") for f in flags):
+            self.argv.append("--dns_servers=none")
+        if os.environ.get("MAILGATE_PLUGIN_DIR") and not any(
+                f.startswith("--plugin_dir=") for f in flags):
+            self.argv.append(f"--plugin_dir={os.environ['MAILGATE_PLUGIN_DIR']}")
+        self.argv += flags
         self.log_path = log_path
         self.start_timeout = start_timeout
         self.proc = None
@@ -161,6 +178,8 @@ class Gateway:
             self.proc.stdout.close()
         if self._own_spool:
             util.remove_tree(self.spool_dir)
+        if self._policy_dir:
+            util.remove_tree(self._policy_dir)
         return self.returncode
 
     def __enter__(self):

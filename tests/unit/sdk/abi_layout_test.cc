@@ -57,6 +57,7 @@ static_assert(MG_ACCEPT == 1);
 static_assert(MG_TEMPFAIL == 2);
 static_assert(MG_REJECT == 3);
 static_assert(MG_DISCARD == 4);
+static_assert(MG_FAILED == -1);
 static_assert(MG_LOG_DEBUG == 0);
 static_assert(MG_LOG_INFO == 1);
 static_assert(MG_LOG_WARNING == 2);

@@ -69,11 +69,11 @@ TEST(FakeHost, DrivesTheSamplePluginThroughAllStages) {
   EXPECT_TRUE(host.violations().empty()) << host.violations().front();
 }
 
-TEST(FakeHost, PluginExceptionIsTempfailAcrossTheSoBoundary) {
+TEST(FakeHost, PluginExceptionIsAFailureAcrossTheSoBoundary) {
   FakeHost host;
   LoadedPlugin plugin = LoadedPlugin::open(host, MAILGATE_SDK_SAMPLE_PLUGIN);
   FakeSession s(host);
-  EXPECT_EQ(run_mail(plugin, s, "throw@example.test"), MG_TEMPFAIL);
+  EXPECT_EQ(run_mail(plugin, s, "throw@example.test"), MG_FAILED);
   EXPECT_TRUE(s.logged("exception in on_mail: sample asked to throw"));
 }
 

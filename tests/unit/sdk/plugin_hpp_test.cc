@@ -148,23 +148,23 @@ class Thrower : public Plugin {
   void on_reset(Session&) override { throw std::logic_error("reset went wrong"); }
 };
 
-TEST(PluginHpp, StageExceptionBecomesTempfailWithALogLine) {
+TEST(PluginHpp, StageExceptionReportsFailureWithALogLine) {
   FakeHost host;
   LoadedPlugin plugin(host, &entry_for<Thrower>);
   FakeSession s(host);
 
-  EXPECT_EQ(run_connect(plugin, s), MG_TEMPFAIL);
-  EXPECT_TRUE(s.logged("exception in on_connect: resolver exploded; answering TEMPFAIL"));
+  EXPECT_EQ(run_connect(plugin, s), MG_FAILED);
+  EXPECT_TRUE(s.logged("exception in on_connect: resolver exploded; the plugin's fail mode applies"));
   EXPECT_EQ(s.logs().back().level, MG_LOG_ERROR);
   EXPECT_EQ(s.logs().back().session_id, *s.item(MG_ITEM_SESSION_ID));
 
-  EXPECT_EQ(run_helo(plugin, s, "client.example"), MG_TEMPFAIL);
+  EXPECT_EQ(run_helo(plugin, s, "client.example"), MG_FAILED);
   EXPECT_TRUE(s.logged("exception in on_helo: unknown exception"));
 
-  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_TEMPFAIL);
+  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_FAILED);
   EXPECT_TRUE(s.logged("exception in on_mail:"));
 
-  EXPECT_EQ(run_rcpt(plugin, s, "b@example.com"), MG_TEMPFAIL);
+  EXPECT_EQ(run_rcpt(plugin, s, "b@example.com"), MG_FAILED);
   EXPECT_TRUE(s.logged("invalid Action"));
 
   run_reset(plugin, s);  // void stage: logged, nothing escapes
