@@ -237,8 +237,14 @@ asio::awaitable<void> Session::abort_transaction() {
     enter(State::kReady);
 }
 
-void Session::begin_helo(std::string_view helo, bool esmtp) {
-  client_.helo = sanitize(helo);
+asio::awaitable<bool> Session::begin_helo(const Command& cmd, bool esmtp) {
+  Reply bad = check_helo_argument(cmd.argument);
+  if (!bad.empty()) {
+    reply(bad, true);
+    co_return false;
+  }
+  co_await abort_transaction();  // HELO/EHLO in a transaction resets it (RFC 5321 §4.1.4)
+  client_.helo = sanitize(cmd.argument);
   client_.esmtp = esmtp;
   {
     std::lock_guard lock(tx_context_->mu);
@@ -246,41 +252,24 @@ void Session::begin_helo(std::string_view helo, bool esmtp) {
     tx_context_->set_item(MG_ITEM_PROTOCOL, esmtp ? "ESMTP" : "SMTP");
   }
   enter(State::kReady);
+  chain::Verdict v = co_await run_stage(MG_STAGE_HELO, client_.helo);
+  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    log_refusal(esmtp ? "EHLO" : "HELO", v.reply, v.plugin, "helo=<" + client_.helo + ">");
+    enter(State::kConnected);
+    reply(v.reply, v.reply.permanent());
+    co_return false;
+  }
+  co_return true;
 }
 
 asio::awaitable<void> Session::on_helo(const Command& cmd) {
-  Reply bad = check_helo_argument(cmd.argument);
-  if (!bad.empty()) {
-    reply(bad, true);
-    co_return;
-  }
-  co_await abort_transaction();
-  begin_helo(cmd.argument, false);
-  chain::Verdict v = co_await run_stage(MG_STAGE_HELO, client_.helo);
-  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
-    log_refusal("HELO", v.reply, v.plugin, "helo=<" + client_.helo + ">");
-    enter(State::kConnected);
-    reply(v.reply, v.reply.permanent());
-    co_return;
-  }
-  reply(Reply::make(250, "", config_->hostname));
+  bool ok = co_await begin_helo(cmd, false);
+  if (ok) reply(Reply::make(250, "", config_->hostname));
 }
 
 asio::awaitable<void> Session::on_ehlo(const Command& cmd) {
-  Reply bad = check_helo_argument(cmd.argument);
-  if (!bad.empty()) {
-    reply(bad, true);
-    co_return;
-  }
-  co_await abort_transaction();
-  begin_helo(cmd.argument, true);
-  chain::Verdict v = co_await run_stage(MG_STAGE_HELO, client_.helo);
-  if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
-    log_refusal("EHLO", v.reply, v.plugin, "helo=<" + client_.helo + ">");
-    enter(State::kConnected);
-    reply(v.reply, v.reply.permanent());
-    co_return;
-  }
+  bool ok = co_await begin_helo(cmd, true);
+  if (!ok) co_return;
   Reply r;
   r.code = 250;
   r.lines = {config_->hostname,

@@ -118,7 +118,9 @@ class Session {
   // Ends an open transaction at the backend (RSET) and forgets it.
   asio::awaitable<void> abort_transaction();
   bool transaction_open() const { return tx_.start != std::chrono::steady_clock::time_point{}; }
-  void begin_helo(std::string_view helo, bool esmtp);
+  // Checks the argument, resets any transaction, records the client's name and runs the HELO
+  // stage. Returns false when a reply (error or refusal) has been queued instead.
+  asio::awaitable<bool> begin_helo(const Command& cmd, bool esmtp);
   // Queues a reply; counts protocol errors and ends the session past max_errors.
   void reply(const Reply& r, bool counts_as_error = false);
   void enter(State s);

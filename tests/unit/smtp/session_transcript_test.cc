@@ -6,7 +6,13 @@
 // sent without CRLF; every other line gets CRLF. In .ref, "<CLOSED>" means the server closed
 // the connection. The in-process backend answers like Postfix would: recipients whose local
 // part is "unknown" get 550 5.1.1, a sender "tempfail@..." gets 451 4.3.0, and each message
-// gets "250 2.0.0 Ok: queued as FAKE<n> (<bytes> bytes, <lines> lines)".
+// gets "250 2.0.0 Ok: queued as FAKE<n> (<bytes> bytes, <lines> lines)", counted over what it
+// received without the gateway's Received field.
+// Plugin chains: lines "#! plugin NAME SCRIPT [open|tempfail] [TIMEOUT_MS]" at the top of .in
+// put the scripted test plugin tp_NAME (tests/unit/chain/plugins/scripted.c) in the session's
+// chain with that script. When NAME.delivered exists, the messages the backend received
+// (without the Received field), each followed by a line "====", must equal it (CRLF shown as
+// LF).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -23,6 +29,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "chain/chain.h"
 #include "relay/backend.h"
 #include "smtp/session.h"
 #include "spool/spool.h"
@@ -36,6 +43,18 @@ struct FakeBackendState {
   int messages = 0;
   std::vector<std::string> delivered;  // message bytes as the backend got them (no prepend)
 };
+
+// Length of a leading "Received:" field (with its continuation lines) in `text`.
+size_t received_length(const std::string& text) {
+  if (text.rfind("Received:", 0) != 0) return 0;
+  size_t at = 0;
+  for (;;) {
+    size_t eol = text.find("\r\n", at);
+    if (eol == std::string::npos) return text.size();
+    at = eol + 2;
+    if (at >= text.size() || (text[at] != ' ' && text[at] != '\t')) return at;
+  }
+}
 
 class FakeBackend final : public relay::BackendSession {
  public:
@@ -52,12 +71,13 @@ class FakeBackend final : public relay::BackendSession {
       co_return Reply::make(550, "5.1.1", "<" + address + ">: Recipient address rejected");
     co_return Reply::make(250, "2.1.5", "Ok");
   }
-  asio::awaitable<Reply> data(const std::string&, const spool::Spool& message,
-                              uint64_t) override {
+  asio::awaitable<Reply> data(const std::string& prepend, const spool::Spool& message,
+                              uint64_t skip) override {
     if (!in_tx_) co_return Reply::make(503, "5.5.1", "fake backend: DATA outside transaction");
     in_tx_ = false;
-    std::string body, chunk;
-    spool::Spool::Reader reader(message);
+    // What the backend gets, minus the gateway's own Received field (its date varies).
+    std::string body = prepend.substr(received_length(prepend)), chunk;
+    spool::Spool::Reader reader(message, skip);
     while (reader.next(chunk)) body += chunk;
     size_t lines = 0;
     for (char c : body) lines += c == '\n';
@@ -122,6 +142,33 @@ std::vector<std::string> transcript_names() {
   return names;
 }
 
+std::vector<chain::PluginSpec> plugin_specs(const fs::path& file) {
+  std::vector<chain::PluginSpec> specs;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("#! plugin ", 0) != 0) continue;
+    std::istringstream words(line.substr(10));
+    chain::PluginSpec spec;
+    std::string script, mode;
+    int timeout = 1000;
+    words >> spec.name >> script >> mode >> timeout;
+    spec.path = std::string(MAILGATE_TEST_PLUGIN_DIR) + "/tp_" + spec.name + ".so";
+    spec.settings_json = "{\"script\":\"" + script + "\"}";
+    spec.fail_mode = mode == "open" ? chain::FailMode::kOpen : chain::FailMode::kTempfail;
+    spec.timeout = std::chrono::milliseconds(timeout);
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
 class TranscriptTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TranscriptTest, MatchesReference) {
@@ -144,6 +191,17 @@ TEST_P(TranscriptTest, MatchesReference) {
   if (GetParam().find("normalize") != std::string::npos)
     config->bare_eol = BareEolPolicy::kNormalize;
 
+  chain::PluginCache cache;
+  chain::WorkerPool pool(2, 16);
+  ChainBinding binding;
+  auto specs = plugin_specs(dir / (GetParam() + ".in"));
+  if (!specs.empty()) {
+    auto built = chain::Chain::build(specs, cache);
+    ASSERT_TRUE(built) << built.error();
+    binding.chain = *built;
+    binding.pool = &pool;
+  }
+
   asio::io_context ctx;
   asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
   FakeBackendState backend;
@@ -152,7 +210,7 @@ TEST_P(TranscriptTest, MatchesReference) {
       [&]() -> asio::awaitable<void> {
         auto socket = co_await acceptor.async_accept(asio::use_awaitable);
         Session session(std::move(socket), config, std::make_unique<FakeBackend>(backend),
-                        ListenerInfo{"127.0.0.1:25", "inbound"}, "TEST");
+                        ListenerInfo{"127.0.0.1:25", "inbound"}, "TEST", binding);
         co_await session.run();
       },
       asio::detached);
@@ -188,6 +246,14 @@ TEST_P(TranscriptTest, MatchesReference) {
   client.close();
   server.join();
   EXPECT_EQ(expected.str(), actual.str()) << "transcript " << GetParam();
+  fs::path delivered_file = dir / (GetParam() + ".delivered");
+  if (fs::exists(delivered_file)) {
+    std::string got;
+    for (const std::string& m : backend.delivered) got += m + "====\n";
+    for (size_t at = got.find("\r\n"); at != std::string::npos; at = got.find("\r\n", at))
+      got.erase(at, 1);
+    EXPECT_EQ(read_file(delivered_file), got) << "messages delivered in " << GetParam();
+  }
   fs::remove_all(spool_dir);
 }
 
