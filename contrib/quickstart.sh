@@ -31,8 +31,10 @@ echo "== building ($BUILD_DIR, Release)"
 # keep a user from running the gateway.
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMAILGATE_WERROR=OFF \
   -DPython3_EXECUTABLE="$PY" >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target mailgate
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target mailgate mailgatectl mailgate_plugins
 BIN="$(cd "$BUILD_DIR" && pwd)/gateway/mailgate"
+CTL="$(cd "$BUILD_DIR" && pwd)/tools/mailgatectl"
+PLUGIN_DIR="$(cd "$BUILD_DIR" && pwd)/plugins"
 
 mkdir -p "$RUN/spool"
 chmod 755 "$RUN"
@@ -49,6 +51,18 @@ if [ -f "$RUN/mailgate.pid" ]; then
     kill -KILL "$old" 2>/dev/null || true
   fi
   rm -f "$RUN/mailgate.pid"
+fi
+
+# The embedded default policy, made on first run: localhost is a local domain and the access
+# plugin refuses relaying elsewhere. Edit it live with: $CTL --db run/policy.db policy ...
+POLICY="$RUN/policy.db"
+if [ ! -f "$POLICY" ]; then
+  echo "== creating the default policy ($POLICY)"
+  "$CTL" --db "$POLICY" init
+  "$CTL" --db "$POLICY" policy domain add localhost
+  if [ -f "$PLUGIN_DIR/access.so" ]; then
+    "$CTL" --db "$POLICY" policy plugin add --name access --path access.so
+  fi
 fi
 
 echo "== starting private Postfix on 127.0.0.1:$BACKEND_PORT (run/postfix)"
@@ -77,7 +91,8 @@ cat <<MSG
    try:  swaks --server $LISTEN --to root@localhost
    mail: $RUN/postfix/mail/localhost/<user>/new/    Postfix log: $RUN/postfix/maillog
 MSG
-"$BIN" --listen="$LISTEN" --backend="127.0.0.1:$BACKEND_PORT" --spool_dir="$RUN/spool" "$@" &
+"$BIN" --listen="$LISTEN" --backend="127.0.0.1:$BACKEND_PORT" --spool_dir="$RUN/spool" \
+  --policy_db="$POLICY" --plugin_dir="$PLUGIN_DIR" "$@" &
 MG_PID=$!
 echo "$MG_PID" > "$RUN/mailgate.pid"
 set +e
