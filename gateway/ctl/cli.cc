@@ -121,6 +121,14 @@ std::optional<std::string> Args::value(std::string_view option) const {
   return found;
 }
 
+std::vector<std::string> Args::values(std::string_view option) const {
+  std::vector<std::string> found;
+  for (const auto& [name, value] : options_) {
+    if (name == option) found.push_back(value);
+  }
+  return found;
+}
+
 int usage_error(Context& ctx, std::string_view message) {
   ctx.err << "mailgatectl: " << message << "\n";
   if (ctx.command) ctx.err << usage_line(*ctx.command) << "\n";

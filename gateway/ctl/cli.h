@@ -51,6 +51,8 @@ class Args {
   bool has(std::string_view option) const;
   // The value of an option that takes one (the last, when given twice), or nullopt.
   std::optional<std::string> value(std::string_view option) const;
+  // Every value of a repeatable option, in command-line order (e.g. check's --to).
+  std::vector<std::string> values(std::string_view option) const;
 
  private:
   friend int run(int argc, char** argv, std::ostream& out, std::ostream& err);

@@ -97,7 +97,27 @@ const std::vector<CommandSpec>& command_table() {
       {{"policy", "settings", "list"}, "[PLUGIN]", "list per-domain plugin settings", 0, 1, {},
        run_settings_list},
 
-      // `check` (run the chain over a message) goes here: {{"check"}, ..., run_check}.
+      {{"check"},
+       "--client-ip IP [--client-name NAME] [--helo NAME] --from ADDR --to ADDR [--to ADDR...] "
+       "[--profile PROFILE] [--plugin-dir DIR] [--auth-user USER] [--dns-servers LIST] "
+       "[--dns-timeout-ms N] FILE",
+       "run the profile's plugin chain over a message file ('-' = stdin) as the gateway would; "
+       "exit 0 accept, 3 reject, 4 tempfail, 5 discard",
+       1, 1,
+       {{"--client-ip", "IP", "the client's address", true},
+        {"--client-name", "NAME", "the client's verified host name (default 'unknown')"},
+        {"--helo", "NAME", "the HELO/EHLO argument (default: the address literal [IP])"},
+        {"--from", "ADDR", "envelope sender; '' for the null sender <>", true},
+        {"--to", "ADDR", "envelope recipient; repeat for more", true},
+        {"--profile", "PROFILE", "listener profile whose chain runs (default 'inbound')"},
+        {"--plugin-dir", "DIR",
+         "where relative plugin paths point (default " MAILGATE_DEFAULT_PLUGIN_DIR ")"},
+        {"--auth-user", "USER", "as if the client had authenticated as USER"},
+        {"--dns-servers", "LIST",
+         "DNS for plugins: IP[@PORT],... forwarders, 'system', 'recursive' or 'none' "
+         "(default 'none': no query leaves the machine)"},
+        {"--dns-timeout-ms", "N", "longest a DNS query may take, 1..300000 (default 5000)"}},
+       run_check},
   };
   return table;
 }

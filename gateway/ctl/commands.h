@@ -39,5 +39,7 @@ int run_plugin_set(Context& ctx, const Args& args);
 int run_settings_set(Context& ctx, const Args& args);
 int run_settings_remove(Context& ctx, const Args& args);
 int run_settings_list(Context& ctx, const Args& args);
+// check_command.cc: run the chain over a message (exit 3 reject, 4 tempfail, 5 discard)
+int run_check(Context& ctx, const Args& args);
 
 }  // namespace mailgate::ctl

@@ -7,6 +7,7 @@
 #include "policy/bootstrap.h"
 #include "policy/policy_store.h"
 #include "policy/snapshot.h"
+#include "server/chain_specs.h"
 
 namespace mailgate::server {
 namespace {
@@ -82,18 +83,7 @@ Expected<bool, std::string> PluginHost::rebuild(const policy::Snapshot& snapshot
   size_t plugins = 0;
   for (const std::string& profile : options_.profiles) {
     if (fresh.count(profile)) continue;
-    std::vector<chain::PluginSpec> specs;
-    for (const policy::PluginEntry* e : snapshot.plugins_for(profile)) {
-      if (!e->enabled) continue;
-      chain::PluginSpec s;
-      s.name = e->name;
-      s.path = policy::resolve_plugin_path(e->path, options_.plugin_dir);
-      s.settings_json = e->settings_json;
-      s.fail_mode = e->fail_mode == policy::FailMode::kOpen ? chain::FailMode::kOpen
-                                                            : chain::FailMode::kTempfail;
-      s.timeout = e->timeout;
-      specs.push_back(std::move(s));
-    }
+    std::vector<chain::PluginSpec> specs = chain_specs_for(snapshot, profile, options_.plugin_dir);
     auto chain = chain::Chain::build(specs, cache_);
     if (!chain) return unexpected("profile '" + profile + "': " + chain.error());
     plugins += specs.size();
