@@ -194,7 +194,15 @@ Expected<std::shared_ptr<const Chain>, std::string> Chain::build(
         return unexpected("plugin '" + spec.name + "' appears twice in the chain");
     }
     auto loaded = cache.get(spec.path);
-    if (!loaded) return unexpected(loaded.error());
+    if (!loaded) {
+      // Name the chain entry: the admin fixes it by name, and the file name need not match.
+      std::string error = loaded.error();
+      std::string prefix = "plugin " + spec.path + ": ";
+      if (error.rfind(prefix, 0) == 0)
+        return unexpected("plugin '" + spec.name + "' (" + spec.path + "): " +
+                          error.substr(prefix.size()));
+      return unexpected("chain entry '" + spec.name + "': " + error);
+    }
     const mg_plugin& d = (*loaded)->descriptor();
     if (spec.name != d.name)
       return unexpected("plugin '" + spec.name + "': " + spec.path + " is the plugin '" +

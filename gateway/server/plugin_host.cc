@@ -47,8 +47,11 @@ Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostO
   };
   PluginHost* self = host.get();
   env.policy = [self](std::string_view table, std::string_view key, std::string* value) {
-    if (!self->store_) return false;
-    auto snap = self->store_->current();
+    std::shared_ptr<const policy::Snapshot> snap;
+    {
+      std::lock_guard lock(self->mu_);
+      snap = self->active_;
+    }
     return snap && snap->lookup(table, key, value);
   };
   chain::set_host_environment(std::move(env));
@@ -58,11 +61,11 @@ Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostO
   store_options.poll_interval = o.policy_poll;
   auto store = policy::PolicyStore::open(store_options);
   if (!store) return unexpected("--policy_db: " + store.error());
-  auto built = host->rebuild(*(*store)->current());
+  auto built = host->rebuild((*store)->current());
   if (!built) return unexpected("policy " + o.policy_db + ": " + built.error());
   host->store_ = std::move(*store);
   host->store_->subscribe([self](const policy::SnapshotPtr& snapshot) {
-    auto r = self->rebuild(*snapshot);
+    auto r = self->rebuild(snapshot);
     if (!r)
       MG_LOG_ERROR("policy version {}: plugin chain not rebuilt, keeping the running one: {}",
                    snapshot->version(), r.error());
@@ -78,7 +81,9 @@ PluginHost::~PluginHost() {
   chains_.clear();  // plugin states are destroyed when the last session lets go
 }
 
-Expected<bool, std::string> PluginHost::rebuild(const policy::Snapshot& snapshot) {
+Expected<bool, std::string> PluginHost::rebuild(
+    const std::shared_ptr<const policy::Snapshot>& snapshot_ptr) {
+  const policy::Snapshot& snapshot = *snapshot_ptr;
   std::map<std::string, std::shared_ptr<const chain::Chain>> fresh;
   size_t plugins = 0;
   for (const std::string& profile : options_.profiles) {
@@ -92,7 +97,7 @@ Expected<bool, std::string> PluginHost::rebuild(const policy::Snapshot& snapshot
   {
     std::lock_guard lock(mu_);
     chains_.swap(fresh);
-    built_from_version_ = snapshot.version();
+    active_ = snapshot_ptr;
   }
   MG_LOG_INFO("policy version {}: plugin chains ready ({} profiles, {} plugin instances)",
               snapshot.version(), options_.profiles.size(), plugins);

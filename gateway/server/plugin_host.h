@@ -56,7 +56,7 @@ class PluginHost {
  private:
   PluginHost() = default;
   // Builds chains for every profile from `snapshot`; on failure keeps the current ones.
-  Expected<bool, std::string> rebuild(const policy::Snapshot& snapshot);
+  Expected<bool, std::string> rebuild(const std::shared_ptr<const policy::Snapshot>& snapshot);
 
   PluginHostOptions options_;
   std::unique_ptr<dns::Resolver> resolver_;
@@ -64,7 +64,9 @@ class PluginHost {
   chain::PluginCache cache_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const chain::Chain>> chains_;
-  uint64_t built_from_version_ = 0;
+  // The snapshot the chains were built from: plugins' policy lookups read this one, so an
+  // edit whose chain cannot be built is refused as a whole (rules and chain together).
+  std::shared_ptr<const policy::Snapshot> active_;
   std::unique_ptr<policy::PolicyStore> store_;  // last: its watcher calls rebuild()
 };
 

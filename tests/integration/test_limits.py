@@ -43,7 +43,8 @@ class LimitsTest(PostfixCase):
         over = self.connect(gw, source_address=("127.0.0.5", 0))
         self.assertEqual((over.greeting.code, over.greeting.enhanced), (421, "4.7.0"))
         self.assertIn("Too many connections", over.greeting.text)
-        self.assertIn("too many connections", gw.log_text())
+        util.wait_until(lambda: "too many connections" in gw.log_text() or None, 5,
+                        what="the refusal in the log")
 
     def test_grace_period_forces_open_transaction_closed(self):
         before = len(self.postfix.messages(USER))

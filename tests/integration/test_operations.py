@@ -22,8 +22,10 @@ class FlagErrorTest(unittest.TestCase):
         self.addCleanup(util.remove_tree, self.spool)
 
     def run_bad(self, bad, names):
+        # Every other flag valid, and nothing outside the temp dir touched (policy db, DNS).
         flags = ["--listen=127.0.0.1:0", "--backend=127.0.0.1:10025",
-                 f"--spool_dir={self.spool}", "--hostname=gateway.mailgate.test"]
+                 f"--spool_dir={self.spool}", "--hostname=gateway.mailgate.test",
+                 f"--policy_db={self.spool}/policy.db", "--dns_servers=none"]
         key = bad.split("=", 1)[0]
         flags = [f for f in flags if not f.startswith(key + "=")] + [bad]
         code, out = run_once(flags, timeout=15)

@@ -12,10 +12,8 @@ Owns:
     gateway keeps serving other connections; with fail mode open the mail is delivered;
   * plugin mistakes: a plugin whose create() refuses its settings, or whose path is wrong,
     stops the gateway at start-up (exit != 0, the message names the plugin); the same mistake
-    made live leaves the running chain in place and is logged. KNOWN FAILURE:
-    test_wrong_path_at_start_up_names_the_chain_entry — a .so that does not load is reported
-    as "plugin PATH: cannot load: ..." without the chain entry's name
-    (gateway/chain/chain.cc, Chain::build returns the loader's error as is).
+    made live leaves the running chain in place and is logged; a .so that does not load is
+    reported as "plugin 'NAME' (PATH): cannot load: <dlerror()>".
 test_sdk_install.py checks the installed SDK tree itself; this file only uses it.
 """
 
@@ -220,8 +218,8 @@ class PluginsGatewayTest(base.PostfixCase):
         missing = os.path.join(self.tmpdir, "no-such-dir", "subject_tag.so")
         ctl("policy", "plugin", "add", "--name", "subject_tag", "--path", missing)
         out = self.exits_at_start_up(ctl)
-        self.assertIn(f"plugin {missing}: cannot load: {missing}: cannot open shared object "
-                      f"file: No such file or directory", out)
+        self.assertIn(f"plugin 'subject_tag' ({missing}): cannot load: {missing}: cannot open "
+                      f"shared object file: No such file or directory", out)
 
     def test_wrong_path_at_start_up_names_the_chain_entry(self):
         # The entry's name is what the admin types to fix it (`policy plugin set NAME --path`),
@@ -266,8 +264,8 @@ class PluginsGatewayTest(base.PostfixCase):
         ctl("policy", "plugin", "add", "--name", "ghost", "--path", ghost)
         m = gw.wait_for_log(r"plugin chain not rebuilt, keeping the running one: (.*)",
                             start=mark)
-        self.assertIn(f"plugin {ghost}: cannot load: {ghost}: cannot open shared object file",
-                      m.group(1))
+        self.assertIn(f"plugin 'ghost' ({ghost}): cannot load: {ghost}: cannot open shared "
+                      f"object file", m.group(1))
         self.assertEqual(self.tagged_with(gw), "[new]")
         self.assertTrue(gw.running())
 
