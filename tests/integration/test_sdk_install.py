@@ -14,13 +14,10 @@ The gateway loading the example from the policy database is tested with the chai
 import ctypes
 import os
 import shutil
-import subprocess
 import tempfile
 import unittest
 
-SOURCE_DIR = os.environ.get("MAILGATE_SOURCE_DIR") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", ".."))
-EXAMPLE_DIR = os.path.join(SOURCE_DIR, "contrib", "example-plugin")
+from mgtest.sdk import EXAMPLE_DIR, SOURCE_DIR, generator_args, launcher_args, run
 
 ABI_MAJOR, ABI_MINOR = 1, 0
 ABI_VERSION = (ABI_MAJOR << 16) | ABI_MINOR
@@ -35,26 +32,6 @@ class MgPlugin(ctypes.Structure):
         (f, ctypes.c_void_p) for f in (
             "create", "destroy", "on_connect", "on_helo", "on_mail", "on_rcpt", "on_data",
             "on_header", "on_eoh", "on_body", "on_eom", "on_reset", "on_close")]
-
-
-def run(cmd, cwd=None, env=None, timeout=600):
-    """Runs cmd; on failure raises AssertionError carrying the command and its output."""
-    proc = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
-                             f"{proc.stdout[-6000:]}")
-    return proc.stdout
-
-
-def generator_args():
-    return ["-G", "Ninja"] if shutil.which("ninja") else []
-
-
-def launcher_args():
-    if not shutil.which("ccache"):
-        return []
-    return ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
 
 
 def exported_symbols(so_path):
