@@ -40,8 +40,8 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <mailgate/plugin.hpp>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -65,8 +65,8 @@ constexpr std::size_t kResultCount = 7;
 constexpr std::array<const char*, kResultCount> kResultNames = {
     "pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"};
 constexpr std::array<const char*, kResultCount> kSymbols = {
-    "SPF_PASS", "SPF_FAIL", "SPF_SOFTFAIL", "SPF_NEUTRAL", "SPF_NONE", "SPF_TEMPERROR",
-    "SPF_PERMERROR"};
+    "SPF_PASS", "SPF_FAIL",      "SPF_SOFTFAIL", "SPF_NEUTRAL",
+    "SPF_NONE", "SPF_TEMPERROR", "SPF_PERMERROR"};
 constexpr std::array<const char*, kResultCount> kHeloSymbols = {
     "SPF_HELO_PASS", "SPF_HELO_FAIL",      "SPF_HELO_SOFTFAIL", "SPF_HELO_NEUTRAL",
     "SPF_HELO_NONE", "SPF_HELO_TEMPERROR", "SPF_HELO_PERMERROR"};
@@ -76,8 +76,8 @@ const char* name_of(Result r) { return kResultNames[static_cast<std::size_t>(r)]
 enum class Verdict { kAccept, kReject, kTempfail };
 using Actions = std::array<Verdict, kResultCount>;
 
-constexpr Actions kDefaultActions = {Verdict::kAccept,   Verdict::kReject, Verdict::kAccept,
-                                     Verdict::kAccept,   Verdict::kAccept, Verdict::kTempfail,
+constexpr Actions kDefaultActions = {Verdict::kAccept, Verdict::kReject, Verdict::kAccept,
+                                     Verdict::kAccept, Verdict::kAccept, Verdict::kTempfail,
                                      Verdict::kAccept};
 constexpr std::array<double, kResultCount> kDefaultScores = {-0.5, 5.0, 2.0, 0.0, 0.0, 0.0, 1.0};
 
@@ -105,8 +105,7 @@ std::string domain_of(std::string_view address) {
 
 // A HELO argument SPF can check: a domain name with a dot, not an address literal.
 bool checkable_helo(std::string_view helo) {
-  if (helo.empty() || helo.front() == '[' || helo.find('.') == std::string_view::npos)
-    return false;
+  if (helo.empty() || helo.front() == '[' || helo.find('.') == std::string_view::npos) return false;
   in6_addr a6{};
   in_addr a4{};
   const std::string h(helo);
@@ -174,8 +173,10 @@ class Spf final : public mailgate::Plugin {
     parse_settings();
     if (receiver_.empty()) {
       char name[256] = "";
-      if (gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0') receiver_ = name;
-      else receiver_ = "localhost";
+      if (gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0')
+        receiver_ = name;
+      else
+        receiver_ = "localhost";
     }
     dns_ = mailgate_spf::make_dns_layer();
     if (!dns_) throw std::runtime_error("spf: out of memory for the DNS layer");
@@ -256,14 +257,14 @@ class Spf final : public mailgate::Plugin {
     if (verdict == Verdict::kAccept) return Action::kContinue;
 
     const std::string what = "SPF " + std::string(name_of(result)) + " for " + tx->mailfrom.sender;
-    s.log(LogLevel::kInfo, "spf: " + std::string(verdict == Verdict::kReject ? "reject" : "tempfail") +
-                               " <" + std::string(recipient) + ">: " + what);
+    s.log(LogLevel::kInfo,
+          "spf: " + std::string(verdict == Verdict::kReject ? "reject" : "tempfail") + " <" +
+              std::string(recipient) + ">: " + what);
     switch (result) {
       case Result::kTempError:
         return verdict == Verdict::kReject
                    ? s.reject(550, "5.7.24", what + ": " + tx->mailfrom.problem)
-                   : s.tempfail(451, "4.7.24",
-                                what + ": DNS lookup failed, try again later");
+                   : s.tempfail(451, "4.7.24", what + ": DNS lookup failed, try again later");
       case Result::kPermError:
         return verdict == Verdict::kReject
                    ? s.reject(550, "5.7.24", what + ": " + tx->mailfrom.problem)
@@ -309,7 +310,8 @@ class Spf final : public mailgate::Plugin {
     }
     if (!settings.is_object()) throw std::invalid_argument("settings must be a JSON object");
     const auto boolean = [](const nlohmann::json& v, const std::string& key) {
-      if (!v.is_boolean()) throw std::invalid_argument("setting \"" + key + "\" must be true or false");
+      if (!v.is_boolean())
+        throw std::invalid_argument("setting \"" + key + "\" must be true or false");
       return v.get<bool>();
     };
     for (const auto& [key, value] : settings.items()) {
@@ -350,7 +352,8 @@ class Spf final : public mailgate::Plugin {
     if (settings.contains("domains")) {
       for (const auto& [domain, table] : settings["domains"].items()) {
         const std::string where = "\"domains\".\"" + domain + "\"";
-        if (!table.is_object()) throw std::invalid_argument("setting " + where + " must be an object");
+        if (!table.is_object())
+          throw std::invalid_argument("setting " + where + " must be an object");
         std::string key = lower(domain);
         if (!key.empty() && key.back() == '.') key.pop_back();
         if (key.empty()) throw std::invalid_argument("setting \"domains\" has an empty domain");
@@ -470,7 +473,8 @@ class Spf final : public mailgate::Plugin {
           }
         }
         if (out.problem.empty())
-          out.problem = out.result == Result::kTempError ? "DNS lookup failed" : "invalid SPF record";
+          out.problem =
+              out.result == Result::kTempError ? "DNS lookup failed" : "invalid SPF record";
       }
       if (out.comment.empty()) out.comment = name_of(out.result);
     }
@@ -479,10 +483,11 @@ class Spf final : public mailgate::Plugin {
   }
 
   void log_line(Session& s, const Outcome& o, const Evaluation& ev, const Transaction& tx) const {
-    std::string line = "spf: identity=" + o.identity + " sender=<" + o.sender + "> ip=" +
-                       tx.client_ip + " helo=" + tx.helo_name + " result=" + name_of(o.result) +
-                       " dns_terms=" + std::to_string(ev.dns_terms()) +
-                       " void_lookups=" + std::to_string(ev.void_lookups()) + " (" + o.comment + ")";
+    std::string line =
+        "spf: identity=" + o.identity + " sender=<" + o.sender + "> ip=" + tx.client_ip +
+        " helo=" + tx.helo_name + " result=" + name_of(o.result) +
+        " dns_terms=" + std::to_string(ev.dns_terms()) +
+        " void_lookups=" + std::to_string(ev.void_lookups()) + " (" + o.comment + ")";
     if (!o.problem.empty()) line += " problem=\"" + o.problem + "\"";
     s.log(LogLevel::kInfo, line);
   }

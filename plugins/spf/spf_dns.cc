@@ -47,8 +47,10 @@ bool is_spf_record(std::string_view text) {
 std::string spaces_as_macro(std::string_view text) {
   std::string out;
   for (char c : text) {
-    if (c == ' ') out += "%_";
-    else out += c;
+    if (c == ' ')
+      out += "%_";
+    else
+      out += c;
   }
   return out;
 }
@@ -57,8 +59,8 @@ std::string spaces_as_macro(std::string_view text) {
 
 bool Evaluation::count_term() {
   if (++terms_ <= kMaxDnsTerms) return true;
-  exceeded_ = "more than " + std::to_string(kMaxDnsTerms) +
-              " DNS-querying terms (RFC 7208 section 4.6.4)";
+  exceeded_ =
+      "more than " + std::to_string(kMaxDnsTerms) + " DNS-querying terms (RFC 7208 section 4.6.4)";
   return false;
 }
 

@@ -231,10 +231,12 @@ TEST_F(SpfTest, TenIncludesAreFineElevenArePermerror) {
 
 TEST_F(SpfTest, TermsAreCountedAcrossIncludesAndRedirect) {
   // 1 include + 5 a in it + redirect + 4 a = 11 terms.
-  txt(host, "inc.example.com", "v=spf1 a:n1.example.com a:n2.example.com a:n3.example.com "
-                               "a:n4.example.com a:n5.example.com");
-  txt(host, "red.example.com", "v=spf1 a:n6.example.com a:n7.example.com a:n8.example.com "
-                               "a:n9.example.com -all");
+  txt(host, "inc.example.com",
+      "v=spf1 a:n1.example.com a:n2.example.com a:n3.example.com "
+      "a:n4.example.com a:n5.example.com");
+  txt(host, "red.example.com",
+      "v=spf1 a:n6.example.com a:n7.example.com a:n8.example.com "
+      "a:n9.example.com -all");
   for (int i = 1; i <= 9; ++i) a(host, "n" + std::to_string(i) + ".example.com", {"198.51.100.9"});
   txt(host, "top.example.com", "v=spf1 include:inc.example.com redirect=red.example.com");
   EXPECT_EQ(check("192.0.2.1", "a@top.example.com"), "SPF_PERMERROR");
@@ -242,8 +244,7 @@ TEST_F(SpfTest, TermsAreCountedAcrossIncludesAndRedirect) {
 
 TEST_F(SpfTest, TwoVoidLookupsAreFineThreeArePermerror) {
   txt(host, "two.example.com", "v=spf1 a:v1.example.com a:v2.example.com -all");
-  txt(host, "three.example.com",
-      "v=spf1 a:v1.example.com mx:v2.example.com a:v3.example.com -all");
+  txt(host, "three.example.com", "v=spf1 a:v1.example.com mx:v2.example.com a:v3.example.com -all");
   host.add_dns_status("v2.example.com", MG_DNS_MX, MG_DNS_NODATA);
   EXPECT_EQ(check("192.0.2.1", "a@two.example.com"), "SPF_FAIL");
   EXPECT_EQ(check("192.0.2.1", "a@three.example.com"), "SPF_PERMERROR");
@@ -418,8 +419,7 @@ TEST_F(SpfActionTest, RelayNetworksAndAuthenticatedClientsAreSkipped) {
   EXPECT_EQ(rcpt("{}", "bob@fail.test", "u@example.org"), MG_CONTINUE);
   EXPECT_EQ(spf_symbol(*session_), "");
   EXPECT_TRUE(host.logged("not checked (client in relay_networks)"));
-  EXPECT_EQ(rcpt(R"({"skip_relay_networks": false})", "bob@fail.test", "u@example.org"),
-            MG_REJECT);
+  EXPECT_EQ(rcpt(R"({"skip_relay_networks": false})", "bob@fail.test", "u@example.org"), MG_REJECT);
   host.clear_policy();
 
   plugin_.emplace(load(host));
@@ -531,8 +531,8 @@ TEST_F(SpfTest, AppendixA3DnsblStyleWithMacros) {
   txt(host, "example.com", "v=spf1 mx -exists:%{ir}.bl.example.org ip4:192.0.2.0/24 -all");
   a(host, "5.2.0.192.bl.example.org", {"127.0.0.2"});
   EXPECT_EQ(check("192.0.2.129", "a@example.com"), "SPF_PASS");
-  EXPECT_EQ(check("192.0.2.5", "a@example.com"), "SPF_FAIL");   // listed
-  EXPECT_EQ(check("192.0.2.6", "a@example.com"), "SPF_PASS");   // not listed
+  EXPECT_EQ(check("192.0.2.5", "a@example.com"), "SPF_FAIL");  // listed
+  EXPECT_EQ(check("192.0.2.6", "a@example.com"), "SPF_PASS");  // not listed
   bool asked = false;
   for (const auto& q : host.dns_queries())
     if (q.first == "5.2.0.192.bl.example.org" && q.second == MG_DNS_A) asked = true;
