@@ -292,6 +292,44 @@ TEST_F(SpfTest, LimitsAreCountedPerEvaluationAcrossThreads) {
     EXPECT_EQ(r, "SPF_FAIL;SPF_FAIL;SPF_FAIL;SPF_FAIL;SPF_FAIL;");
 }
 
+TEST_F(SpfTest, PtrNamesBeyondTheFirstTenAreIgnored) {
+  std::vector<std::string> names;
+  for (int i = 1; i <= 11; ++i) {
+    const std::string name = "p" + std::to_string(i) + ".ptr.example.com";
+    a(host, name, {i == 11 ? "192.0.2.77" : "198.51.100.77"});
+    names.push_back(name);
+  }
+  ptr(host, "77.2.0.192.in-addr.arpa", names);
+  txt(host, "ptr.example.com", "v=spf1 ptr -all");
+  EXPECT_EQ(check("192.0.2.77", "a@ptr.example.com"), "SPF_FAIL");
+  for (const auto& q : host.dns_queries()) EXPECT_NE(q.first, "p11.ptr.example.com");
+  std::swap(names.front(), names.back());  // the valid name among the first ten
+  ptr(host, "77.2.0.192.in-addr.arpa", names);
+  EXPECT_EQ(check("192.0.2.77", "a@ptr.example.com"), "SPF_PASS");
+}
+
+TEST_F(SpfTest, DnsFailureEndsTheEvaluationWithTemperror) {
+  txt(host, "t.example.com", "v=spf1 a:t1.example.com a:t2.example.com -all");
+  host.add_dns_status("t1.example.com", MG_DNS_A, MG_DNS_TEMPFAIL);
+  a(host, "t2.example.com", {"192.0.2.1"});
+  EXPECT_EQ(check("192.0.2.1", "a@t.example.com"), "SPF_TEMPERROR");
+  for (const auto& q : host.dns_queries()) EXPECT_NE(q.first, "t2.example.com");
+  host.add_dns_status("e.example.com", MG_DNS_TXT, MG_DNS_ERROR);
+  EXPECT_EQ(check("192.0.2.1", "a@e.example.com"), "SPF_TEMPERROR");
+}
+
+TEST_F(SpfTest, Ipv6ClientsUseAaaaAndIp6) {
+  txt(host, "v6.example.com", "v=spf1 ip6:2001:db8:1::/48 a -all");
+  host.add_dns("v6.example.com", MG_DNS_AAAA, std::vector<std::string>{"2001:db8:2::25"});
+  EXPECT_EQ(check("2001:db8:1::5", "a@v6.example.com"), "SPF_PASS");
+  EXPECT_EQ(check("2001:db8:2::25", "a@v6.example.com"), "SPF_PASS");
+  EXPECT_EQ(check("2001:db8:3::1", "a@v6.example.com"), "SPF_FAIL");
+  bool asked_aaaa = false;
+  for (const auto& q : host.dns_queries())
+    if (q.first == "v6.example.com" && q.second == MG_DNS_AAAA) asked_aaaa = true;
+  EXPECT_TRUE(asked_aaaa);
+}
+
 // --- identities -------------------------------------------------------------------------------
 
 TEST_F(SpfTest, NullSenderChecksPostmasterAtHelo) {
