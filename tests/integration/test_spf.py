@@ -9,11 +9,15 @@ the plugin's results agree with python3-spf (spf.check2, asking the same unbound
 cases covering every result, include, redirect, mx, a, and the RFC 7208 lookup limits.
 
 libspf2 gives loopback clients a free pass, so the clients connect from documentation
-addresses (192.0.2.25 is the permitted server, 192.0.2.66 a forger) that the test adds to the
-loopback interface for its duration (and removes; only those it added). The gateway tells
-Postfix the real client through XCLIENT; Postfix trusts the gateway at 127.0.0.1.
+addresses (192.0.2.25 is the permitted server, 192.0.2.66 a forger). To keep every packet of
+the test inside the test, the whole test process first moves into a network namespace of its
+own (unshare(CLONE_NEWNET), as root), brings its loopback up and gives those two addresses to
+that namespace's lo: Postfix, unbound, the gateway and the clients all run in it, and it
+vanishes with the process. The gateway tells Postfix the real client through XCLIENT;
+Postfix trusts the gateway at 127.0.0.1.
 """
 
+import ctypes
 import json
 import os
 import subprocess
@@ -76,41 +80,44 @@ def _ip(*args):
     return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=False)
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def _private_network():
+    """Moves this process into a new network namespace with lo up; None, or why not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        return f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}"
+    p = _ip("link", "set", "lo", "up")
+    if p.returncode != 0:
+        return f"ip link set lo up: {p.stderr.strip()}"
+    for ip in CLIENT_IPS:
+        p = _ip("addr", "add", f"{ip}/32", "dev", "lo")
+        if p.returncode != 0:
+            return f"ip addr add {ip}/32 dev lo: {p.stderr.strip()}"
+    return None
+
+
 @unittest.skipUnless(unbound_binary(), "unbound(8) is not installed")
 class SpfCase(base.PostfixCase):
     @classmethod
     def setUpClass(cls):
-        cls.added_ips = []
-        present = _ip("-4", "addr", "show", "dev", "lo").stdout
-        for ip in CLIENT_IPS:
-            if f"inet {ip}/" in present:
-                continue
-            p = _ip("addr", "add", f"{ip}/32", "dev", "lo")
-            if p.returncode != 0:
-                cls._remove_ips()
-                raise unittest.SkipTest(f"cannot add {ip} to lo (needs CAP_NET_ADMIN): "
-                                        f"{p.stderr.strip()}")
-            cls.added_ips.append(ip)
+        why = _private_network()
+        if why is not None:
+            raise unittest.SkipTest(f"needs its own network namespace (root): {why}")
+        super().setUpClass()
         try:
-            super().setUpClass()
             cls.dns = UnboundServer(_zones()).start()
         except BaseException:
-            cls._remove_ips()
+            super().tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
         try:
             cls.dns.close()
-            super().tearDownClass()
         finally:
-            cls._remove_ips()
-
-    @classmethod
-    def _remove_ips(cls):
-        for ip in cls.added_ips:
-            _ip("addr", "del", f"{ip}/32", "dev", "lo")
-        cls.added_ips = []
+            super().tearDownClass()
 
     def gateway(self, settings, dns=None):
         builtin_plugin("spf")  # a clear error when spf.so was not built
