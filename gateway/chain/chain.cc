@@ -128,14 +128,25 @@ struct CallResult {
   std::string failure;  // why not ok
 };
 
-// A call on the worker pool, awaited with a deadline. Lives as long as its longest user.
+// A call on the worker pool, awaited with a deadline. Shared by the waiting coroutine and the
+// worker's completion; every field is touched on the session's thread only (the completion
+// is posted there). The timer lives in the coroutine's frame: `timer` is valid only while
+// `finished` is false, and the frame sets `finished` when it stops waiting or is destroyed.
 struct PendingCall {
-  explicit PendingCall(asio::any_io_executor ex) : timer(ex) {}
-  asio::steady_timer timer;
-  bool done = false;      // the result arrived (touched on the session's thread only)
-  bool finished = false;  // the session stopped waiting (ditto)
+  asio::steady_timer* timer = nullptr;
+  bool done = false;      // the result arrived
+  bool finished = false;  // the coroutine stopped waiting
   int action = MG_CONTINUE;
   std::string error;
+};
+
+// Marks the pending call finished however the waiting frame ends (resumed or destroyed).
+struct FinishOnExit {
+  std::shared_ptr<PendingCall> pending;
+  ~FinishOnExit() {
+    pending->finished = true;
+    pending->timer = nullptr;
+  }
 };
 
 CallResult check_action(int a, const std::string& error) {
@@ -244,8 +255,14 @@ bool Chain::wants(mg_stage stage) const {
 }
 
 ChainRunner::ChainRunner(std::shared_ptr<const Chain> chain, std::shared_ptr<TxContext> tx,
-                         WorkerPool* pool, asio::any_io_executor executor)
-    : chain_(std::move(chain)), tx_(std::move(tx)), pool_(pool), executor_(std::move(executor)) {}
+                         WorkerPool* pool, asio::any_io_executor executor,
+                         std::shared_ptr<PostTarget> completions)
+    : chain_(std::move(chain)),
+      tx_(std::move(tx)),
+      pool_(pool),
+      executor_(std::move(executor)),
+      completions_(completions ? std::move(completions)
+                               : std::make_shared<PostTarget>(executor_)) {}
 
 asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
   Verdict verdict;
@@ -278,26 +295,30 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
                        e.timeout.count());
     } else {
       if (!shared_input) shared_input = std::make_shared<const StageInput>(std::move(input));
-      auto pending = std::make_shared<PendingCall>(executor_);
-      pending->timer.expires_after(e.timeout);
+      auto pending = std::make_shared<PendingCall>();
+      asio::steady_timer timer(executor_);
+      timer.expires_after(e.timeout);
+      pending->timer = &timer;
+      FinishOnExit finish{pending};
       auto job = [chain = chain_, call, pending, shared_input, i, stage,
-                  executor = executor_] {
+                  completions = completions_] {
         std::string error;
         int a = guarded_invoke(chain->entries()[i], *call, stage, *shared_input, &error);
-        asio::post(executor, [pending, a, error = std::move(error)]() mutable {
+        completions->post([pending, a, error = std::move(error)]() mutable {
           if (pending->finished) return;  // the session gave up on us
           pending->done = true;
           pending->action = a;
           pending->error = std::move(error);
-          pending->timer.cancel();
+          pending->timer->cancel();
         });
       };
       if (!pool_->submit(std::move(job))) {
         result.failure = "worker pool is full";
       } else {
         std::error_code ec;
-        co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         pending->finished = true;
+        pending->timer = nullptr;
         if (pending->done) {
           result = check_action(pending->action, pending->error);
         } else {

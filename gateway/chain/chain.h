@@ -21,6 +21,7 @@
 #include <asio/awaitable.hpp>
 
 #include "chain/plugin_loader.h"
+#include "chain/post_target.h"
 #include "chain/tx_context.h"
 #include "chain/worker_pool.h"
 #include "smtp/reply.h"
@@ -108,8 +109,12 @@ const char* action_name(mg_action action);
 
 class ChainRunner {
  public:
+  // `completions` carries results of pool calls back to `executor`; its owner closes it
+  // before destroying the io_context. When null, one is made that is never closed (fine when
+  // the io_context outlives the pool, as in tests and mailgatectl).
   ChainRunner(std::shared_ptr<const Chain> chain, std::shared_ptr<TxContext> tx,
-              WorkerPool* pool, asio::any_io_executor executor);
+              WorkerPool* pool, asio::any_io_executor executor,
+              std::shared_ptr<PostTarget> completions = nullptr);
 
   // Runs `stage` through the chain. BODY reads the body from tx->spool (from body_offset).
   // RESET and CLOSE are notifications: every plugin gets them and the verdict is CONTINUE.
@@ -125,6 +130,7 @@ class ChainRunner {
   std::shared_ptr<TxContext> tx_;
   WorkerPool* pool_;
   asio::any_io_executor executor_;
+  std::shared_ptr<PostTarget> completions_;
   std::vector<TraceEntry>* trace_ = nullptr;
 };
 

@@ -33,10 +33,16 @@ using Clock = std::chrono::steady_clock;
 // One I/O thread: its io_context, its backend pool and the sessions running on it.
 struct Worker {
   explicit Worker(const relay::RelayConfig& relay)
-      : guard(asio::make_work_guard(ctx)), pool(ctx.get_executor(), relay) {}
+      : guard(asio::make_work_guard(ctx)),
+        pool(ctx.get_executor(), relay),
+        completions(std::make_shared<chain::PostTarget>(ctx.get_executor())) {}
+  // Plugin calls abandoned after their timeout may finish later: stop them posting here
+  // before the io_context goes.
+  ~Worker() { completions->close(); }
   asio::io_context ctx{1};
   asio::executor_work_guard<asio::io_context::executor_type> guard;
   relay::UpstreamPool pool;
+  std::shared_ptr<chain::PostTarget> completions;
   std::unordered_set<smtp::Session*> sessions;  // touched on this worker's thread only
   std::thread thread;
 };
@@ -158,6 +164,7 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
     smtp::ListenerInfo info{listener.bound, listener.spec.profile};
     smtp::ChainBinding chain =
         plugins != nullptr ? plugins->chain_for(listener.spec.profile) : smtp::ChainBinding{};
+    chain.completions = worker.completions;
     asio::co_spawn(worker.ctx,
                    session_main(worker, std::move(socket), std::move(ticket), session_config,
                                 std::move(info), next_session_id(), std::move(chain)),

@@ -101,7 +101,8 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConf
       id_(std::move(id)),
       tx_context_(std::make_shared<chain::TxContext>(chain.chain ? chain.chain->entries().size()
                                                                  : 0)),
-      runner_(chain.chain, tx_context_, chain.pool, stream_.socket().get_executor()) {
+      runner_(chain.chain, tx_context_, chain.pool, stream_.socket().get_executor(),
+              chain.completions) {
   std::error_code ec;
   auto remote = stream_.socket().remote_endpoint(ec);
   if (!ec) {

@@ -35,6 +35,8 @@ struct ListenerInfo {
 struct ChainBinding {
   std::shared_ptr<const chain::Chain> chain;
   chain::WorkerPool* pool = nullptr;
+  // How pool calls get back to this session's I/O thread (closed with the io_context).
+  std::shared_ptr<chain::PostTarget> completions;
 };
 
 class Session {

@@ -191,8 +191,9 @@ TEST_P(TranscriptTest, MatchesReference) {
   if (GetParam().find("normalize") != std::string::npos)
     config->bare_eol = BareEolPolicy::kNormalize;
 
+  asio::io_context ctx;
   chain::PluginCache cache;
-  chain::WorkerPool pool(2, 16);
+  chain::WorkerPool pool(2, 16);  // after ctx: joined (abandoned calls done) before ctx goes
   ChainBinding binding;
   auto specs = plugin_specs(dir / (GetParam() + ".in"));
   if (!specs.empty()) {
@@ -202,7 +203,6 @@ TEST_P(TranscriptTest, MatchesReference) {
     binding.pool = &pool;
   }
 
-  asio::io_context ctx;
   asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
   FakeBackendState backend;
   asio::co_spawn(
