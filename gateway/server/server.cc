@@ -296,7 +296,6 @@ std::string Server::bind() {
     l.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return fail("listen");
     l.bound = endpoint_text(l.acceptor->local_endpoint(ec));
-    MG_LOG_INFO("listening on {} (profile {})", l.bound, spec.profile);
     impl_->listeners.push_back(std::move(l));
   }
   return {};
@@ -320,8 +319,12 @@ int Server::run() {
       }
     });
   }
-  for (Listener& l : s.listeners)
+  // Logged only now, when connections are served with their plugin chains: "listening on"
+  // means ready.
+  for (Listener& l : s.listeners) {
+    MG_LOG_INFO("listening on {} (profile {})", l.bound, l.spec.profile);
     asio::co_spawn(s.control, s.accept_loop(l), asio::detached);
+  }
   s.signals.add(SIGTERM);
   s.signals.add(SIGINT);
   s.signals.add(SIGHUP);

@@ -25,7 +25,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Opens every listener. Returns an error naming the listener ("--listen=ADDR:PORT: cannot
-  // bind: Address already in use") or empty on success. Logs "listening on ADDR:PORT".
+  // bind: Address already in use") or empty on success. run() logs "listening on ADDR:PORT"
+  // once it serves them.
   std::string bind();
 
   // Gives sessions their plugin chains (call before run(); may be left out: no plugins).
