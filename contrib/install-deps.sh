@@ -18,7 +18,7 @@ PACKAGES=(
   libasio-dev libssl-dev libsqlite3-dev sqlite3 libgflags-dev libfmt-dev nlohmann-json3-dev
   libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libunbound-dev libevent-dev libhiredis-dev
   # tests
-  libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf
+  libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf python3-dkim
   procps iproute2
 )
 
