@@ -8,7 +8,10 @@ only scores by default); for each, the plugin's result as printed by `mailgatect
 --dns-servers pointing at the unbound) and as logged by the gateway (its dkim line, and the
 per-transaction line's score) agrees with python3-dkim's own verification of the same message
 against the same DNS server. rsa-sha1 is where they differ by design: python3-dkim accepts it,
-the plugin applies RFC 8301 (DKIM_INVALID with DKIM_SHA1).
+the plugin applies RFC 8301 (DKIM_INVALID with DKIM_SHA1). Two signatures (one valid, one
+by a key that does not match) get one symbol each. A DNS server that never answers gives
+DKIM_TEMPERROR, and with "tempfail_on_dns_error" the gateway answers 451 4.7.5; with
+"reject_invalid" a tampered message is refused 550 5.7.20. Postfix never sees either.
 
 The clients connect from loopback: DKIM does not depend on the client address, so no network
 namespace is needed.
@@ -19,7 +22,7 @@ import os
 import unittest
 import uuid
 
-from dnstest import UnboundServer, unbound_binary
+from dnstest import SilentServer, UnboundServer, unbound_binary
 from mgtest import base, dkimtool, util
 from mgtest.policyctl import PolicyCtl, builtin_plugin
 from mgtest.smtpclient import message_data
@@ -96,9 +99,9 @@ class DkimGatewayTest(base.PostfixCase):
         self.ctl("policy", "plugin", "add", "--name", "dkim", "--path", self.plugin,
                  "--settings", "{}", "--fail-mode", "tempfail", "--timeout-ms", "15000")
 
-    def gateway(self):
+    def gateway(self, dns=None):
         gw = self.start_gateway(flags=[f"--policy_db={self.ctl.db}", "--policy_poll_ms=100",
-                                       f"--dns_servers={self.dns.forwarder}",
+                                       f"--dns_servers={(dns or self.dns).forwarder}",
                                        "--dns_timeout_ms=2000"])
         gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 1 plugin instances\)")
         return gw
@@ -132,14 +135,15 @@ class DkimGatewayTest(base.PostfixCase):
                                 for m in messages.values()])
         return dict(zip(messages.keys(), results))
 
-    def check(self, t, case, text):
+    def check(self, t, case, text, dns=None, extra=()):
         """mailgatectl check --json over the message: the dkim plugin's symbols by name."""
         path = os.path.join(self.dir, f"{case}.eml")
         with open(path, "w", encoding="ascii", newline="") as f:
             f.write(text)
         p = self.ctl.run("--json", "check", "--client-ip", "127.0.0.1", "--helo",
                          "client.dkim.test", "--from", f"alice-{t}@{ZONE}", "--to", base.USER,
-                         "--dns-servers", self.dns.forwarder, path, timeout=60)
+                         "--dns-servers", (dns or self.dns).forwarder, *extra, path,
+                         timeout=60)
         self.assertEqual(p.returncode, 0, f"check {case}: exit {p.returncode}\n{p.stdout}\n"
                                           f"{p.stderr}")
         report = json.loads(p.stdout)
@@ -238,6 +242,57 @@ class DkimGatewayTest(base.PostfixCase):
         self.assertIn(f"d={ZONE} s=s1024 a=rsa-sha256", syms["DKIM_INVALID"]["detail"])
         self.assertIn("result=fail", syms["DKIM_INVALID"]["detail"])
         self.assertEqual(report["score"], 1.0)
+
+    def test_dns_timeout_is_temperror_and_optionally_tempfailed(self):
+        t = token()
+        signed = dkimtool.run([{"op": "sign", "message": message(t, "timeout"), "domain": ZONE,
+                                "selector": "s2048", "key": _read("rsa2048.pem"),
+                                "alg": "rsa-sha256", "canon": "relaxed/relaxed"}])[0]
+        silent = SilentServer()
+        self.addCleanup(silent.close)
+        syms, report = self.check(t, "timeout", signed, dns=silent,
+                                  extra=("--dns-timeout-ms", "500"))
+        self.assertEqual(sorted(syms), ["DKIM_TEMPERROR"], report["symbols"])
+        self.assertIn(f"d={ZONE} s=s2048 a=rsa-sha256 result=temperror",
+                      syms["DKIM_TEMPERROR"]["detail"])
+        # Through the gateway, with tempfail_on_dns_error: 451, Postfix never sees it.
+        self.ctl("policy", "plugin", "set", "dkim", "--settings",
+                 json.dumps({"tempfail_on_dns_error": True}))
+        gw = self.gateway(dns=silent)
+        c = self.connect(gw, timeout=30)
+        self.assertEqual(c.cmd("EHLO client.dkim.test").code, 250)
+        self.assertEqual(c.cmd(f"MAIL FROM:<alice-{t}@{ZONE}>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message_data(signed.encode("ascii")), timeout=30)
+        self.assertEqual((r.code, r.enhanced), (451, "4.7.5"), r)
+        self.assertIn(f"DKIM key lookup failed for d={ZONE} s=s2048", r.text)
+        c.quit()
+        gw.wait_for_log(r"dkim: result=temperror signatures=1")
+        self.assertIsNone(self.delivered(f"dkim-timeout-{t}"))
+
+    def test_reject_invalid_refuses_a_tampered_message(self):
+        t = token()
+        signed = dkimtool.run([{"op": "sign", "message": message(t, "reject"), "domain": ZONE,
+                                "selector": "s2048", "key": _read("rsa2048.pem"),
+                                "alg": "rsa-sha256", "canon": "relaxed/relaxed"}])[0]
+        tampered = signed.replace("this message is signed", "this message was changed")
+        self.assertEqual(dkimtool.run([{"op": "verify", "message": tampered,
+                                        "dns_port": self.dns.port}])[0], [False])
+        self.ctl("policy", "plugin", "set", "dkim", "--settings",
+                 json.dumps({"reject_invalid": True}))
+        gw = self.gateway()
+        c = self.connect(gw, timeout=30)
+        self.assertEqual(c.cmd("EHLO client.dkim.test").code, 250)
+        self.assertEqual(c.cmd(f"MAIL FROM:<alice-{t}@{ZONE}>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message_data(tampered.encode("ascii")), timeout=30)
+        self.assertEqual((r.code, r.enhanced), (550, "5.7.20"), r)
+        self.assertIn("No passing DKIM signature found", r.text)
+        c.quit()
+        gw.wait_for_log(r"dkim: result=invalid signatures=1 .*body hash mismatch")
+        self.assertIsNone(self.delivered(f"dkim-reject-{t}"))
 
 
 if __name__ == "__main__":
