@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../../plugins/dkim/opendkim.h"
@@ -412,6 +413,32 @@ TEST_F(DkimTest, RejectInvalidRefusesWithoutAValidSignature) {
   // By default it only scores.
   verify(m);
   EXPECT_EQ(last_action, MG_CONTINUE);
+}
+
+// One plugin instance (one DKIM_LIB), many sessions at once: each gets its own handle and its
+// own key lookups through its own session.
+TEST_F(DkimTest, ConcurrentSessionsShareOnePlugin) {
+  const std::string good = sign(kMessage);
+  std::string bad = good;
+  bad.replace(bad.find("hungry"), 6, "HUNGRY");
+  LoadedPlugin p = load(host);
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(8, 0);
+  for (std::size_t i = 0; i < wrong.size(); ++i) {
+    threads.emplace_back([&, i] {
+      for (int round = 0; round < 10; ++round) {
+        FakeSession s(host);
+        mailgate::fake::run_message(p, s, i % 2 == 0 ? good : bad);
+        std::string names;
+        for (const auto& sym : s.symbols()) names += sym.name;
+        if (names != (i % 2 == 0 ? "DKIM_VALID" : "DKIM_INVALID")) ++wrong[i];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < wrong.size(); ++i) EXPECT_EQ(wrong[i], 0) << "thread " << i;
+  EXPECT_TRUE(host.violations().empty());
+  EXPECT_EQ(host.dns_results_outstanding(), 0u);
 }
 
 // --- RFC 6376 examples ----------------------------------------------------------------------
