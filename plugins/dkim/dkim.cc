@@ -19,6 +19,8 @@
 //              "none": 0, "sha1": 0, "weak_key": 0}
 //   "reject_invalid": false         no valid signature and one invalid → 550 5.7.20
 //   "tempfail_on_dns_error": false  no valid signature and one key lookup failed → 451 4.7.5
+//   "max_signatures": 10            key lookups per message (1-100); later signatures are
+//                                   permerror, not checked (bounds the DNS work of a message)
 //
 // Threads: blocking (DNS on the worker pool), not MG_PLUGIN_NONBLOCKING. One DKIM_LIB per
 // plugin instance, configured in the constructor and read-only afterwards (libopendkim allows
@@ -72,7 +74,10 @@ struct HandleDeleter {
 struct LookupContext {
   const mg_host* host;
   mg_session* session;
-  std::set<std::string> failed;  // "selector._domainkey.domain" names whose lookup failed
+  std::size_t max_lookups;
+  std::size_t lookups = 0;
+  std::set<std::string> failed;   // "selector._domainkey.domain" names whose lookup failed
+  std::set<std::string> skipped;  // names not asked: past max_signatures key lookups
 };
 
 // One signature's result.
@@ -158,6 +163,11 @@ DKIM_CBSTAT key_lookup(DKIM* dkim, DKIM_SIGINFO* sig, u_char* buf, size_t buflen
     return DKIM_CBSTAT_NOTFOUND;
   const std::string name = std::string(reinterpret_cast<const char*>(selector)) +
                            "._domainkey." + reinterpret_cast<const char*>(domain);
+  if (ctx->lookups >= ctx->max_lookups) {
+    ctx->skipped.insert(name);
+    return DKIM_CBSTAT_NOTFOUND;
+  }
+  ++ctx->lookups;
   mg_dns_result* result = ctx->host->dns_query(ctx->session, name.c_str(), MG_DNS_TXT);
   if (result == nullptr) {
     ctx->failed.insert(name);
@@ -311,7 +321,7 @@ class Dkim final : public mailgate::Plugin {
  private:
   std::vector<SigResult> verify(Session& s, const std::vector<Session::Header>& headers) const {
     std::vector<SigResult> out;
-    LookupContext ctx{host(), s.raw(), {}};
+    LookupContext ctx{host(), s.raw(), max_signatures_, 0, {}, {}};
     const std::string id(s.find(Item::kTxId).value_or("mailgate"));
     DKIM_STAT status = DKIM_STAT_OK;
     std::unique_ptr<DKIM, HandleDeleter> dkim(
@@ -353,11 +363,15 @@ class Dkim final : public mailgate::Plugin {
     if (dkim_getsiglist(dkim.get(), &sigs, &nsigs) != DKIM_STAT_OK || sigs == nullptr) return out;
     for (int i = 0; i < nsigs; ++i) {
       SigResult r = judge(sigs[i]);
-      if (r.outcome == Outcome::kNoKey &&
-          ctx.failed.count(r.selector + "._domainkey." + r.domain) != 0) {
+      const std::string key_name = r.selector + "._domainkey." + r.domain;
+      if (r.outcome == Outcome::kNoKey && ctx.failed.count(key_name) != 0) {
         r.outcome = Outcome::kTempError;
         r.result = "temperror";
         r.reason = "key lookup failed";
+      } else if (r.outcome == Outcome::kNoKey && ctx.skipped.count(key_name) != 0) {
+        r.outcome = Outcome::kPermError;
+        r.result = "permerror";
+        r.reason = "not checked: more than " + std::to_string(max_signatures_) + " signatures";
       }
       out.push_back(std::move(r));
     }
@@ -505,12 +519,17 @@ class Dkim final : public mailgate::Plugin {
         }
       } else if (key == "reject_invalid") {
         reject_invalid_ = boolean(value, key);
+      } else if (key == "max_signatures") {
+        if (!value.is_number_integer() || value.get<long long>() < 1 ||
+            value.get<long long>() > 100)
+          throw std::invalid_argument("setting \"max_signatures\" must be an integer from 1 to 100");
+        max_signatures_ = static_cast<std::size_t>(value.get<long long>());
       } else if (key == "tempfail_on_dns_error") {
         tempfail_on_dns_error_ = boolean(value, key);
       } else {
         throw std::invalid_argument("unknown setting \"" + key +
                                     "\" (the dkim plugin knows scores, reject_invalid, "
-                                    "tempfail_on_dns_error)");
+                                    "tempfail_on_dns_error, max_signatures)");
       }
     }
   }
@@ -518,6 +537,7 @@ class Dkim final : public mailgate::Plugin {
   Scores scores_;
   bool reject_invalid_ = false;
   bool tempfail_on_dns_error_ = false;
+  std::size_t max_signatures_ = 10;
   std::unique_ptr<DKIM_LIB, LibDeleter> lib_;
 };
 

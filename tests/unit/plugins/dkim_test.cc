@@ -220,7 +220,7 @@ TEST(DkimSettings, AcceptsTheDocumentedKeys) {
   EXPECT_EQ(create_error("{}"), "");
   EXPECT_EQ(create_error(R"({"scores": {"valid": -2, "invalid": 3, "nokey": 0.5, "temperror": 0,
       "permerror": 1, "none": 0.1, "sha1": 1, "weak_key": 1},
-      "reject_invalid": true, "tempfail_on_dns_error": false})"),
+      "reject_invalid": true, "tempfail_on_dns_error": false, "max_signatures": 3})"),
             "");
 }
 
@@ -233,6 +233,8 @@ TEST(DkimSettings, RefusesUnknownKeysWrongValuesAndBadJson) {
             std::string::npos);
   EXPECT_NE(create_error(R"({"scores": {"valid": "1"}})").find("must be a number"),
             std::string::npos);
+  EXPECT_NE(create_error(R"({"max_signatures": 0})").find("from 1 to 100"), std::string::npos);
+  EXPECT_NE(create_error(R"({"max_signatures": 2.5})").find("from 1 to 100"), std::string::npos);
   EXPECT_NE(create_error("[]").find("must be a JSON object"), std::string::npos);
   EXPECT_NE(create_error("{").find("not valid JSON"), std::string::npos);
 }
@@ -351,6 +353,23 @@ TEST_F(DkimTest, TwoValidSignaturesAreListedInOneSymbol) {
   EXPECT_EQ(sym.detail("DKIM_VALID"),
             "d=example.com s=sel2048 a=rsa-sha256 bits=2048 result=pass; "
             "d=example.com s=sel1024 a=rsa-sha256 bits=1024 result=pass");
+}
+
+TEST_F(DkimTest, SignaturesPastMaxSignaturesAreNotChecked) {
+  host.add_dns("third._domainkey.example.com", MG_DNS_TXT,
+               std::vector<std::string>{key_record(1024)});
+  SignOptions o;
+  o.selector = "sel1024";
+  o.bits = 1024;
+  SignOptions third = o;
+  third.selector = "third";
+  const std::string m = sign(sign(sign(kMessage, o)), third);  // third, sel2048, sel1024
+  const Symbols sym = verify(m, R"({"max_signatures": 2})");
+  EXPECT_EQ(sym.names(), "DKIM_PERMERROR,DKIM_VALID") << last_log;
+  EXPECT_NE(sym.detail("DKIM_PERMERROR").find("not checked: more than 2 signatures"),
+            std::string::npos)
+      << sym.detail("DKIM_PERMERROR");
+  EXPECT_EQ(host.dns_queries().size(), 2u);
 }
 
 TEST_F(DkimTest, RsaSha1IsNotAcceptable) {
