@@ -29,6 +29,8 @@
 #include <cstdlib>
 #include <mailgate/plugin.hpp>
 #include <nlohmann/json.hpp>
+
+#include "common/settings.hpp"
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -123,18 +125,10 @@ std::string_view domain_of(std::string_view address) {
 class Access final : public mailgate::Plugin {
  public:
   explicit Access(const mailgate::PluginContext& context) : Plugin(context) {
-    nlohmann::json settings;
-    try {
-      settings = nlohmann::json::parse(settings_json());
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(std::string("settings are not valid JSON: ") + e.what());
-    }
-    if (!settings.is_object()) throw std::invalid_argument("settings must be a JSON object");
+    const nlohmann::json settings = mailgate::plugins::parse_settings_object(settings_json());
     for (const auto& [key, value] : settings.items()) {
       if (key == "relay_check") {
-        if (!value.is_boolean())
-          throw std::invalid_argument("setting \"relay_check\" must be true or false");
-        relay_check_ = value.get<bool>();
+        relay_check_ = mailgate::plugins::setting_bool(value, key);
       } else {
         throw std::invalid_argument("unknown setting \"" + key +
                                     "\" (the access plugin knows only \"relay_check\")");

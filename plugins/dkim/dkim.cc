@@ -32,6 +32,8 @@
 #include <mailgate/plugin.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
+
+#include "common/settings.hpp"
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -475,18 +477,8 @@ class Dkim final : public mailgate::Plugin {
   }
 
   void parse_settings() {
-    nlohmann::json settings;
-    try {
-      settings = nlohmann::json::parse(settings_json());
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(std::string("settings are not valid JSON: ") + e.what());
-    }
-    if (!settings.is_object()) throw std::invalid_argument("settings must be a JSON object");
-    const auto boolean = [](const nlohmann::json& v, const std::string& key) {
-      if (!v.is_boolean())
-        throw std::invalid_argument("setting \"" + key + "\" must be true or false");
-      return v.get<bool>();
-    };
+    const nlohmann::json settings = mailgate::plugins::parse_settings_object(settings_json());
+    const auto boolean = mailgate::plugins::setting_bool;
     for (const auto& [key, value] : settings.items()) {
       if (key == "scores") {
         if (!value.is_object()) throw std::invalid_argument("setting \"scores\" must be an object");

@@ -44,6 +44,8 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+
+#include "common/settings.hpp"
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -302,18 +304,8 @@ class Spf final : public mailgate::Plugin {
 
  private:
   void parse_settings() {
-    nlohmann::json settings;
-    try {
-      settings = nlohmann::json::parse(settings_json());
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(std::string("settings are not valid JSON: ") + e.what());
-    }
-    if (!settings.is_object()) throw std::invalid_argument("settings must be a JSON object");
-    const auto boolean = [](const nlohmann::json& v, const std::string& key) {
-      if (!v.is_boolean())
-        throw std::invalid_argument("setting \"" + key + "\" must be true or false");
-      return v.get<bool>();
-    };
+    const nlohmann::json settings = mailgate::plugins::parse_settings_object(settings_json());
+    const auto boolean = mailgate::plugins::setting_bool;
     for (const auto& [key, value] : settings.items()) {
       if (const std::optional<std::size_t> i = result_index(key)) {
         actions_[*i] = parse_verdict(value, "\"" + key + "\"");
