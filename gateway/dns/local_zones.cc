@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "dns/names.h"
+#include "util/lines.h"
 
 namespace mailgate::dns {
 namespace {
@@ -69,15 +70,10 @@ Expected<std::string, std::string> ptr_record(const std::string& value) {
 Expected<std::vector<LocalZoneEntry>, std::string> parse_local_zones(std::string_view text,
                                                                      std::string_view source) {
   std::vector<LocalZoneEntry> out;
-  size_t line_no = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    std::string_view line =
-        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    start = nl == std::string_view::npos ? text.size() : nl + 1;
-    ++line_no;
-    const std::string where = std::string(source) + ":" + std::to_string(line_no);
+  LineCursor lines(text);
+  std::string_view line;
+  while (lines.next(&line)) {
+    const std::string where = std::string(source) + ":" + std::to_string(lines.number());
     auto fail = [&](const std::string& message) { return unexpected(where + ": " + message); };
 
     while (!line.empty() && is_space(line.front())) line.remove_prefix(1);

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "util/lines.h"
+
 namespace mailgate::dns {
 namespace {
 
@@ -92,15 +94,11 @@ Expected<std::vector<Forwarder>, std::string> parse_forwarders(std::string_view 
 
 Expected<std::vector<Forwarder>, std::string> parse_resolv_conf(std::string_view text) {
   std::vector<Forwarder> out;
-  size_t line_no = 0;
   size_t skipped = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    std::string_view line =
-        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    start = nl == std::string_view::npos ? text.size() : nl + 1;
-    ++line_no;
+  LineCursor lines(text);
+  std::string_view line;
+  while (lines.next(&line)) {
+    const size_t line_no = lines.number();
     line = trim(line);
     if (line.substr(0, 10) != "nameserver" || line.size() == 10 ||
         (line[10] != ' ' && line[10] != '\t'))
