@@ -336,13 +336,22 @@ def _main(argv=None):
     s.add_argument("--port", type=int, default=10025)
     s.add_argument("--domains", nargs="+", default=["example.test"])
     s.add_argument("--users", nargs="+", default=["user"])
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra main.cf setting (repeatable)")
     t = sub.add_parser("stop", help="stop the instance in --dir")
     t.add_argument("--dir", required=True)
     st = sub.add_parser("status", help="exit 0 if the instance in --dir is running")
     st.add_argument("--dir", required=True)
     args = p.parse_args(argv)
     if args.cmd == "start":
-        inst = PostfixInstance(args.dir, port=args.port, domains=args.domains, users=args.users)
+        extra = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                p.error(f"--set wants KEY=VALUE, not {item!r}")
+            extra[key.strip()] = value.strip()
+        inst = PostfixInstance(args.dir, port=args.port, domains=args.domains, users=args.users,
+                               extra_main=extra)
         inst.start()
         print(f"postfix: running on {inst.host}:{inst.port}, master pid {inst.master_pid}, "
               f"mail in {inst.mail_dir}/<domain>/<user>/new, log {inst.maillog_path}")

@@ -430,33 +430,11 @@ uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
-bool port_accepts(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-// Alive and not a zombie (a stopped master may linger as one when nobody reaps it).
-bool process_running(int pid) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  size_t paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
 }
 
 RelayConfig test_config(uint16_t port) {
@@ -481,8 +459,10 @@ smtp::MailArgs mail_from(std::string address) {
 
 // --- a real Postfix ------------------------------------------------------------------------
 
-// One throw-away Postfix instance for the whole suite: config in <dir>/etc, queue and data
-// directories, maildir delivery for user@example.test under <dir>/mail, log in <dir>/maillog.
+// One throw-away Postfix instance for the whole suite, made by the integration tests' harness
+// (tests/integration/mgtest/postfix.py, the one place that knows how to configure a private
+// Postfix): config in <dir>/etc, maildir delivery for user@example.test under <dir>/mail, log
+// in <dir>/maillog. IPv6 is on so that XCLIENT ADDR=IPV6:... is accepted.
 class PostfixBackend {
  public:
   static constexpr const char* kPostfix = "/usr/sbin/postfix";
@@ -491,90 +471,27 @@ class PostfixBackend {
   std::string start() {
     char tmpl[] = "/tmp/mailgate-relay-test.XXXXXX";
     if (!::mkdtemp(tmpl)) return "mkdtemp failed";
-    dir_ = tmpl;
+    fs::permissions(tmpl, fs::perms(0755));  // Postfix's daemons must get through it
+    dir_ = fs::path(tmpl) / "postfix";
     port_ = free_port();
-    fs::create_directories(dir_ / "etc");
-    fs::create_directories(dir_ / "queue");  // postfix start creates the rest
-    fs::create_directories(dir_ / "mail");
-    fs::permissions(dir_, fs::perms(0755));
-    fs::permissions(dir_ / "mail", fs::perms(01777));
-    const std::string d = dir_.string();
-    std::string main_cf = R"(compatibility_level = 3.6
-queue_directory = @DIR@/queue
-data_directory = @DIR@/data
-maillog_file = @DIR@/maillog
-maillog_file_prefixes = @DIR@
-myhostname = backend.example.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = all
-mynetworks = 127.0.0.0/8
-smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_authorized_xforward_hosts = 127.0.0.0/8
-virtual_mailbox_domains = example.test
-virtual_mailbox_maps = texthash:@DIR@/etc/vmailbox
-virtual_mailbox_base = @DIR@/mail
-virtual_uid_maps = static:65534
-virtual_gid_maps = static:65534
-alias_maps =
-alias_database =
-)";
-    for (size_t pos; (pos = main_cf.find("@DIR@")) != std::string::npos;) {
-      main_cf.replace(pos, 5, d);
-    }
-    write_file(dir_ / "etc" / "main.cf", main_cf);
-    write_file(dir_ / "etc" / "vmailbox", "user@example.test example.test/user/\n");
-    const std::string smtpd = "127.0.0.1:" + std::to_string(port_) + " inet n - n - - smtpd\n";
-    write_file(dir_ / "etc" / "master.cf", smtpd + R"(pickup    unix  n - n 60   1 pickup
-cleanup   unix  n - n -    0 cleanup
-qmgr      unix  n - n 300  1 qmgr
-rewrite   unix  - - n -    - trivial-rewrite
-bounce    unix  - - n -    0 bounce
-defer     unix  - - n -    0 bounce
-trace     unix  - - n -    0 bounce
-verify    unix  - - n -    1 verify
-flush     unix  n - n 1000 0 flush
-proxymap  unix  - - n -    - proxymap
-smtp      unix  - - n -    - smtp
-relay     unix  - - n -    - smtp
-error     unix  - - n -    - error
-retry     unix  - - n -    - error
-discard   unix  - - n -    - discard
-virtual   unix  - n n -    - virtual
-anvil     unix  - - n -    1 anvil
-scache    unix  - - n -    1 scache
-showq     unix  n - n -    - showq
-postlog   unix-dgram n - n - 1 postlogd
-)");
-    std::string cmd =
-        std::string(kPostfix) + " -c " + d + "/etc start >" + d + "/postfix-start.log 2>&1";
-    if (std::system(cmd.c_str()) != 0) {
-      return "postfix start failed: " + read_file(dir_ / "postfix-start.log") +
-             read_file(dir_ / "maillog");
+    std::string log = (dir_.parent_path() / "harness.log").string();
+    if (harness("start --dir " + dir_.string() + " --port " + std::to_string(port_) +
+                    " --domains example.test --users user --set inet_protocols=all",
+                log) != 0) {
+      return "postfix start failed: " + read_file(log) + read_file(dir_ / "maillog");
     }
     started_ = true;
-    for (int i = 0; i < 100; ++i) {
-      if (port_accepts(port_)) return {};
-      std::this_thread::sleep_for(100ms);
-    }
-    return "postfix does not listen on port " + std::to_string(port_);
+    return {};
   }
 
   void stop() {
     if (started_) {
-      std::string cmd =
-          std::string(kPostfix) + " -c " + dir_.string() + "/etc stop >/dev/null 2>&1";
-      // master.pid stays behind after a stop: wait for the process itself to go away.
-      int pid = std::atoi(read_file(dir_ / "queue" / "pid" / "master.pid").c_str());
-      (void)std::system(cmd.c_str());
-      for (int i = 0; i < 100 && pid > 0 && process_running(pid); ++i) {
-        std::this_thread::sleep_for(100ms);
-      }
+      harness("stop --dir " + dir_.string(), "/dev/null");  // waits for the master to go
       started_ = false;
     }
     if (!dir_.empty() && !std::getenv("MAILGATE_KEEP_POSTFIX")) {
       std::error_code ec;
-      fs::remove_all(dir_, ec);
+      fs::remove_all(dir_.parent_path(), ec);
     }
   }
 
@@ -622,6 +539,14 @@ postlog   unix-dgram n - n - 1 postlogd
   fs::path dir_;
   uint16_t port_ = 0;
   bool started_ = false;
+
+  // Runs `python3 -m mgtest.postfix ARGS` from tests/integration, output to `log`.
+  static int harness(const std::string& args, const std::string& log) {
+    const std::string dir = std::string(MAILGATE_TEST_DATA_DIR) + "/../integration";
+    std::string cmd = "cd " + dir + " && /usr/bin/python3 -m mgtest.postfix " + args + " >" +
+                      log + " 2>&1";
+    return std::system(cmd.c_str());
+  }
 };
 
 class RelayPostfixTest : public ::testing::Test {
