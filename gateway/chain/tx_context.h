@@ -67,7 +67,7 @@ class TxContext {
 
   // --- transaction ---
   std::vector<std::pair<std::string, std::string>> mail_params;  // keyword upper-case, value
-  std::vector<std::string> recipients;                            // accepted so far
+  std::vector<std::string> recipients;  // accepted so far; written by the session thread only
   std::vector<HeaderField> headers;                               // the message's, edited
   bool headers_edited = false;
   std::vector<Symbol> symbols;

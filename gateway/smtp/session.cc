@@ -381,7 +381,7 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
     reply(parsed.error(), true);
     co_return;
   }
-  if (tx_.recipients.size() >= config_->max_recipients) {
+  if (recipients().size() >= config_->max_recipients) {
     reply(Reply::make(452, "4.5.3", "Error: too many recipients"));
     co_return;
   }
@@ -415,11 +415,7 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
   }
   Reply r = co_await backend_->rcpt(address);
   if (r.positive()) {
-    {
-      std::lock_guard lock(tx_context_->mu);
-      tx_context_->recipients.push_back(address);
-    }
-    tx_.recipients.push_back(std::move(address));
+    add_recipient(std::move(address));
     enter(State::kRcpt);
     co_await forward_added_recipients();
   } else {
@@ -578,7 +574,7 @@ std::string Session::received_header() const {
        " (mailgate) with ";
   h += tx_.mail.smtputf8 ? "UTF8SMTP" : client_.esmtp ? "ESMTP" : "SMTP";
   h += " id " + id_ + "." + std::to_string(tx_.number);
-  if (tx_.recipients.size() == 1) h += "\r\n\tfor <" + tx_.recipients.front() + ">";
+  if (recipients().size() == 1) h += "\r\n\tfor <" + recipients().front() + ">";
   h += "; " + rfc5322_date() + "\r\n";
   return h;
 }
@@ -586,7 +582,7 @@ std::string Session::received_header() const {
 void Session::log_transaction(const Reply& final_reply, const char* status,
                               const std::string& extra) {
   std::string to;
-  for (const std::string& r : tx_.recipients) {
+  for (const std::string& r : recipients()) {
     if (!to.empty()) to += ',';
     to += '<' + sanitize(r) + '>';
   }
@@ -601,7 +597,7 @@ void Session::log_transaction(const Reply& final_reply, const char* status,
       "{}.{}: client={}[{}]:{} helo=<{}> from=<{}> to={} nrcpt={} size={} queue_id={} "
       "status={} reply=\"{}\" score={:.2f} delay={:.3f}{}{}",
       id_, tx_.number, client_.name, client_.addr, client_.port, client_.helo,
-      sanitize(tx_.mail.reverse_path.address), to, tx_.recipients.size(), decoder_.size(),
+      sanitize(tx_.mail.reverse_path.address), to, recipients().size(), decoder_.size(),
       std::string(status) == "accepted" ? queue_id_from(final_reply) : std::string(), status,
       sanitize(final_reply.summary()), score, delay, extra.empty() ? "" : " ", extra);
 }
@@ -640,6 +636,11 @@ asio::awaitable<chain::Verdict> Session::run_message_stages() {
   co_return chain::Verdict{};
 }
 
+void Session::add_recipient(std::string address) {
+  std::lock_guard lock(tx_context_->mu);
+  tx_context_->recipients.push_back(std::move(address));
+}
+
 asio::awaitable<void> Session::forward_added_recipients() {
   std::vector<std::string> added;
   {
@@ -647,19 +648,14 @@ asio::awaitable<void> Session::forward_added_recipients() {
     added.swap(tx_context_->added_rcpts);
   }
   for (std::string& a : added) {
-    if (std::find(tx_.recipients.begin(), tx_.recipients.end(), a) != tx_.recipients.end())
-      continue;
+    if (std::find(recipients().begin(), recipients().end(), a) != recipients().end()) continue;
     Reply r = co_await backend_->rcpt(a);
     if (!r.positive()) {
       MG_LOG_WARNING("{}.{}: recipient <{}> added by a plugin refused by the backend: {}", id_,
                      tx_.number, sanitize(a), r.summary());
       continue;
     }
-    {
-      std::lock_guard lock(tx_context_->mu);
-      tx_context_->recipients.push_back(a);
-    }
-    tx_.recipients.push_back(std::move(a));
+    add_recipient(std::move(a));
   }
 }
 
@@ -675,7 +671,7 @@ asio::awaitable<Reply> Session::apply_envelope_edits() {
   if (!new_sender && added.empty() && removed.empty()) co_return Reply{};
   // The backend already has MAIL and RCPT: start its transaction again with the new envelope.
   std::vector<std::string> wanted;
-  for (const std::string& r : tx_.recipients)
+  for (const std::string& r : recipients())
     if (std::find(removed.begin(), removed.end(), r) == removed.end()) wanted.push_back(r);
   for (const std::string& a : added)
     if (std::find(wanted.begin(), wanted.end(), a) == wanted.end()) wanted.push_back(a);
@@ -698,7 +694,8 @@ asio::awaitable<Reply> Session::apply_envelope_edits() {
     }
   }
   if (accepted.empty()) co_return last;
-  tx_.recipients = std::move(accepted);
+  std::lock_guard lock(tx_context_->mu);
+  tx_context_->recipients = std::move(accepted);
   co_return Reply{};
 }
 

@@ -75,7 +75,6 @@ class Session {
  private:
   struct Transaction {
     MailArgs mail;
-    std::vector<std::string> recipients;  // accepted by the backend
     size_t rcpt_attempts = 0;
     bool discard = false;                 // a plugin said DISCARD: accept, do not relay
     std::string discard_plugin;
@@ -109,6 +108,11 @@ class Session {
   asio::awaitable<chain::Verdict> run_message_stages();
   // Applies envelope edits plugins made at EOM by redoing the backend transaction.
   asio::awaitable<Reply> apply_envelope_edits();
+  // Recipients the backend accepted, kept once, in the plugins' view of the transaction. Only
+  // this session's thread writes them (under the context's mutex, for plugins reading
+  // concurrently), so reading them here needs no lock.
+  const std::vector<std::string>& recipients() const { return tx_context_->recipients; }
+  void add_recipient(std::string address);
   // Forwards recipients plugins added (rcpt_add) during RCPT.
   asio::awaitable<void> forward_added_recipients();
   // Ends the transaction for the plugins (RESET stage) and forgets its data.
