@@ -317,8 +317,7 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
       } else {
         std::error_code ec;
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        pending->finished = true;
-        pending->timer = nullptr;
+        // Nothing below suspends, so no completion can run before `finish` ends the wait.
         if (pending->done) {
           result = check_action(pending->action, pending->error);
         } else {
