@@ -1,4 +1,4 @@
--- schema.sql — the current full schema of mailgate's policy database (schema version 1).
+-- schema.sql — the current full schema of mailgate's policy database (schema version 2).
 --
 -- This file is documentation and a reference: the gateway and `mailgatectl init` build a
 -- database by applying db/migrations/NNNN_*.sql in order (embedded into the binaries at build
@@ -121,4 +121,33 @@ CREATE TABLE plugin_settings (
   PRIMARY KEY (plugin, domain)
 );
 
-PRAGMA user_version = 1;
+-- DKIM signing keys, used by the dkim_sign plugin (policy_lookup("dkim_keys", domain) gives a
+-- domain's enabled keys, newest first) and written by `mailgatectl dkim keygen`. The matching
+-- public key is published in DNS at <selector>._domainkey.<domain> (TXT "v=DKIM1; k=...; p=...").
+CREATE TABLE dkim_keys (
+  -- The signing domain (the d= tag; the From: header's domain): a DNS name in LDH form
+  -- (A-labels for IDNs), no trailing dot, e.g. 'example.com'.
+  domain      TEXT    NOT NULL COLLATE NOCASE
+              CHECK (length(domain) BETWEEN 1 AND 253 AND domain NOT GLOB '*[^A-Za-z0-9.-]*'),
+  -- The selector (the s= tag): one or more DNS labels ([A-Za-z0-9_-], dot-separated, each at
+  -- most 63 characters), e.g. 'sel1' or '2026a.mail'. Unique per domain.
+  selector    TEXT    NOT NULL COLLATE NOCASE
+              CHECK (length(selector) BETWEEN 1 AND 253 AND selector NOT GLOB '*[^A-Za-z0-9._-]*'),
+  -- The signing algorithm (the a= tag): 'rsa-sha256' (RSA key of 1024..4096 bits, RFC 8301)
+  -- or 'ed25519-sha256' (RFC 8463). Must match the key in private_key.
+  algorithm   TEXT    NOT NULL CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),
+  -- The private key, PEM text ('-----BEGIN PRIVATE KEY-----' PKCS#8, or
+  -- '-----BEGIN RSA PRIVATE KEY-----' PKCS#1), unencrypted. Anyone who can read the policy
+  -- database can sign as the domain: keep the file mode tight.
+  private_key TEXT    NOT NULL CHECK (private_key LIKE '-----BEGIN %'),
+  -- 1 = sign with this key, 0 = kept (e.g. during a key rollover) but not used.
+  enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  -- When the key was made, Unix seconds (UTC). Orders a domain's keys, newest first.
+  created     INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+              CHECK (typeof(created) = 'integer' AND created >= 0),
+  -- Free text for the admin.
+  comment     TEXT,
+  PRIMARY KEY (domain, selector)
+);
+
+PRAGMA user_version = 2;
