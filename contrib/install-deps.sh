@@ -17,6 +17,8 @@ PACKAGES=(
   # libraries the gateway links
   libasio-dev libssl-dev libsqlite3-dev sqlite3 libgflags-dev libfmt-dev nlohmann-json3-dev
   libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libunbound-dev libevent-dev libhiredis-dev
+  # data the plugins read (dmarc: the public suffix list)
+  publicsuffix
   # tests
   libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf python3-dkim
   procps iproute2
