@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "policy/dkim_key.h"
 #include "policy/migrations.h"
 #include "policy/sqlite.h"
 #include "policy/validate.h"
@@ -107,6 +110,7 @@ class SnapshotBuilder {
     read_relay_networks();
     read_access();
     read_plugin_settings();
+    read_dkim_keys();
     return std::move(snap_);
   }
 
@@ -281,6 +285,50 @@ class SnapshotBuilder {
         });
   }
 
+  // dkim_keys: every row checked (disabled ones too, so a key can be enabled safely); the
+  // enabled ones also become the ready-made JSON answer of lookup("dkim_keys", domain).
+  void read_dkim_keys() {
+    std::map<std::string, nlohmann::json> by_domain;  // lower-case domain -> array
+    std::set<std::string> seen;                       // "domain/selector", lower-case
+    for_each_row(
+        db_, "dkim_keys",
+        "SELECT domain, selector, algorithm, private_key, enabled, created FROM dkim_keys "
+        "ORDER BY lower(domain), created DESC, lower(selector)",
+        problems_, [&](sqlite3_stmt* st) {
+          RowReader r(st,
+                      fmt::format("dkim_keys row '{}/{}'", column_text(st, 0).value_or("NULL"),
+                                  column_text(st, 1).value_or("NULL")),
+                      problems_);
+          auto domain = r.text(0, "domain");
+          auto selector = r.text(1, "selector");
+          auto algorithm = r.text(2, "algorithm");
+          auto pem = r.text(3, "private_key");
+          auto enabled = r.integer(4, "enabled");
+          auto created = r.integer(5, "created");
+          if (!r.ok()) return;
+          if (auto p = check_domain(*domain)) r.problem(fmt::format("domain {}", *p));
+          if (auto p = check_dkim_selector(*selector)) r.problem(fmt::format("selector {}", *p));
+          r.problem("algorithm", check_dkim_algorithm(*algorithm));
+          if (*enabled != 0 && *enabled != 1)
+            r.problem(fmt::format("enabled must be 0 or 1 (got {})", *enabled));
+          if (*created < 0) r.problem(fmt::format("created must not be negative (got {})", *created));
+          if (!r.ok()) return;
+          r.problem("private_key", check_dkim_private_key(*algorithm, *pem));
+          if (!r.ok()) return;
+          DkimKey key{to_lower(*domain), to_lower(*selector), std::move(*algorithm),
+                      std::move(*pem), *enabled == 1, *created};
+          if (!seen.insert(key.domain + "/" + key.selector).second)
+            return r.problem("duplicates another row (domain and selector are case-insensitive)");
+          if (key.enabled) {
+            by_domain[key.domain].push_back({{"selector", key.selector},
+                                             {"algorithm", key.algorithm},
+                                             {"private_key", key.private_key}});
+          }
+          snap_->dkim_keys_.push_back(std::move(key));
+        });
+    for (auto& [domain, keys] : by_domain) snap_->dkim_keys_json_.emplace(domain, keys.dump());
+  }
+
   sqlite3* db_;
   std::vector<std::string>* problems_;
   std::unique_ptr<Snapshot> snap_;
@@ -448,6 +496,12 @@ bool Snapshot::lookup(std::string_view table, std::string_view key, std::string*
     const std::string* s = plugin_settings(key.substr(0, slash), key.substr(slash + 1));
     if (!s) return false;
     *out = *s;
+    return true;
+  }
+  if (table == "dkim_keys") {
+    auto it = dkim_keys_json_.find(to_lower(key));
+    if (it == dkim_keys_json_.end()) return false;
+    *out = it->second;
     return true;
   }
   if (table.starts_with("access:")) {

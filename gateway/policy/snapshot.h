@@ -2,7 +2,8 @@
 // Owns: reading every table once, validating every row (validate.h), and the indexes the hot
 // path asks: the plugin chain per listener profile, local domains (hash set), relay networks
 // and client access rules (CIDR tries, cidr.h), name/address access rules (hash maps, with
-// '.suffix' patterns in their own map), per-domain plugin settings (hash map).
+// '.suffix' patterns in their own map), per-domain plugin settings (hash map), DKIM signing keys
+// by domain (hash map of ready-made JSON answers, dkim_key.h checks the keys).
 // Lookups are case-insensitive for names, domains and addresses and never allocate for the
 // name kinds; nothing here touches SQLite after load.
 // Threading: a Snapshot is immutable once built; share it as std::shared_ptr<const Snapshot>
@@ -68,6 +69,16 @@ enum class AccessAction {
 };
 std::string_view to_string(AccessAction action);
 
+// One row of `dkim_keys`, validated (dkim_key.h). Domain and selector lower-case.
+struct DkimKey {
+  std::string domain;
+  std::string selector;
+  std::string algorithm;    // "rsa-sha256" or "ed25519-sha256"
+  std::string private_key;  // PEM
+  bool enabled = true;
+  int64_t created = 0;  // Unix seconds
+};
+
 // One row of `access`, validated. Empty optionals mean "the default reply part".
 struct AccessRule {
   int64_t id = 0;
@@ -132,11 +143,18 @@ class Snapshot {
   // Settings JSON for `plugin` in `domain`: the domain's row, else the '*' row, else nullptr.
   const std::string* plugin_settings(std::string_view plugin, std::string_view domain) const;
 
+  // Every dkim_keys row (enabled or not), by domain, then newest first, then selector.
+  const std::vector<DkimKey>& dkim_keys() const { return dkim_keys_; }
+
   // Generic read-only lookup behind the SDK's policy_lookup host service. Tables and values:
   //   "local_domains"   key: domain        value: "1"
   //   "relay_networks"  key: IP address    value: the matching CIDR ("10.0.0.0/8")
   //   "plugin_settings" key: "plugin/domain" value: the settings JSON (domain row, else '*')
   //   "access:STAGE"    key: as match_access value: AccessRule::summary()
+  //   "dkim_keys"       key: domain (case-insensitive, exact: no parent-domain fallback)
+  //                     value: the domain's ENABLED keys as a JSON array, newest first:
+  //                     [{"selector":"sel2","algorithm":"ed25519-sha256","private_key":"-----
+  //                     BEGIN PRIVATE KEY-----\n..."}, ...]; not found when it has none
   // Returns false (and leaves *out alone) for no match or an unknown table.
   bool lookup(std::string_view table, std::string_view key, std::string* out) const;
 
@@ -163,6 +181,8 @@ class Snapshot {
   PrefixTable client_rules_;
   NameRules name_rules_[kAccessStageCount];  // by AccessStage; kClient's entry is unused
   std::unordered_map<std::string, std::string> plugin_settings_;  // "plugin/domain" lower-case
+  std::vector<DkimKey> dkim_keys_;
+  std::unordered_map<std::string, std::string> dkim_keys_json_;  // lower-case domain -> array
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
