@@ -1,4 +1,4 @@
--- schema.sql — the current full schema of mailgate's policy database (schema version 2).
+-- schema.sql — the current full schema of mailgate's policy database (schema version 3).
 --
 -- This file is documentation and a reference: the gateway and `mailgatectl init` build a
 -- database by applying db/migrations/NNNN_*.sql in order (embedded into the binaries at build
@@ -150,4 +150,52 @@ CREATE TABLE dkim_keys (
   PRIMARY KEY (domain, selector)
 );
 
-PRAGMA user_version = 2;
+-- Rate limits, read by the ratelimit plugin through policy_lookup("ratelimits", "*") (the
+-- enabled rows as a JSON array) and edited with `mailgatectl ratelimit`. Each row limits one
+-- kind of event per key with the GCRA: `rate` events per `period` seconds, at most `burst` at
+-- once. When several rows apply to one event the tightest (longest wait) decides.
+CREATE TABLE ratelimits (
+  -- The limit's name, in replies and logs: [a-z0-9_.-]{1,64}.
+  name        TEXT    PRIMARY KEY NOT NULL
+              CHECK (length(name) BETWEEN 1 AND 64 AND name NOT GLOB '*[^a-z0-9_.-]*'),
+  -- What is counted: 'connections' (at CONNECT), 'messages' (at MAIL), 'recipients' (at
+  -- each RCPT), 'bytes' (the message size, at end of data).
+  what        TEXT    NOT NULL CHECK (what IN ('connections', 'messages', 'recipients', 'bytes')),
+  -- What the count is kept per: client_ip, helo, sender, sender_domain, recipient,
+  -- recipient_domain, auth_user, or several joined by '+' ('client_ip+sender'). Connections
+  -- take client_ip only; messages and bytes no recipient parts. A limit with auth_user applies
+  -- to authenticated sessions only.
+  key         TEXT    NOT NULL CHECK (length(key) > 0),
+  -- client_ip is counted per network of this many leading bits (IPv4 1..32, IPv6 1..128).
+  ipv4_prefix INTEGER NOT NULL DEFAULT 32
+              CHECK (typeof(ipv4_prefix) = 'integer' AND ipv4_prefix BETWEEN 1 AND 32),
+  ipv6_prefix INTEGER NOT NULL DEFAULT 64
+              CHECK (typeof(ipv6_prefix) = 'integer' AND ipv6_prefix BETWEEN 1 AND 128),
+  -- Events (bytes for 'bytes') allowed per period.
+  rate        INTEGER NOT NULL CHECK (typeof(rate) = 'integer' AND rate BETWEEN 1 AND 1000000000),
+  -- The period in seconds (at most 30 days).
+  period      INTEGER NOT NULL CHECK (typeof(period) = 'integer' AND period BETWEEN 1 AND 2592000),
+  -- How many may come at once; 0 = `rate` (a full period's worth).
+  burst       INTEGER NOT NULL DEFAULT 0
+              CHECK (typeof(burst) = 'integer' AND burst BETWEEN 0 AND 1000000000),
+  -- Over the limit: 'tempfail' (451 4.7.1 with a retry hint) or 'reject' (550 5.7.1).
+  action      TEXT    NOT NULL DEFAULT 'tempfail' CHECK (action IN ('tempfail', 'reject')),
+  -- 1 = enforced, 0 = kept but ignored.
+  enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  -- Free text for the admin.
+  comment     TEXT
+);
+
+-- Who no rate limit applies to.
+CREATE TABLE ratelimit_exemptions (
+  -- 'network': value is an IP or CIDR matched against the client address;
+  -- 'sender': an address (exact) or a domain (every address at it) matched against MAIL FROM;
+  -- 'auth_user': an authenticated user name (exact, case-insensitive).
+  kind    TEXT NOT NULL CHECK (kind IN ('network', 'sender', 'auth_user')),
+  value   TEXT NOT NULL COLLATE NOCASE CHECK (length(value) > 0),
+  -- Free text for the admin.
+  comment TEXT,
+  PRIMARY KEY (kind, value)
+);
+
+PRAGMA user_version = 3;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "policy/cidr.h"
+#include "policy/ratelimits.h"
 #include "util/expected.h"
 
 namespace mailgate::policy {
@@ -143,6 +144,9 @@ class Snapshot {
   // Settings JSON for `plugin` in `domain`: the domain's row, else the '*' row, else nullptr.
   const std::string* plugin_settings(std::string_view plugin, std::string_view domain) const;
 
+  // The ratelimits and ratelimit_exemptions tables (policy/ratelimits.h).
+  const RateLimitTable& ratelimits() const { return ratelimits_; }
+
   // Every dkim_keys row (enabled or not), by domain, then newest first, then selector.
   const std::vector<DkimKey>& dkim_keys() const { return dkim_keys_; }
 
@@ -151,6 +155,7 @@ class Snapshot {
   //   "relay_networks"  key: IP address    value: the matching CIDR ("10.0.0.0/8")
   //   "plugin_settings" key: "plugin/domain" value: the settings JSON (domain row, else '*')
   //   "access:STAGE"    key: as match_access value: AccessRule::summary()
+  //   "ratelimits", "ratelimit_exemptions:KIND"  see policy/ratelimits.h
   //   "dkim_keys"       key: domain (case-insensitive, exact: no parent-domain fallback)
   //                     value: the domain's ENABLED keys as a JSON array, newest first:
   //                     [{"selector":"sel2","algorithm":"ed25519-sha256","private_key":"-----
@@ -181,6 +186,7 @@ class Snapshot {
   PrefixTable client_rules_;
   NameRules name_rules_[kAccessStageCount];  // by AccessStage; kClient's entry is unused
   std::unordered_map<std::string, std::string> plugin_settings_;  // "plugin/domain" lower-case
+  RateLimitTable ratelimits_;
   std::vector<DkimKey> dkim_keys_;
   std::unordered_map<std::string, std::string> dkim_keys_json_;  // lower-case domain -> array
 };
