@@ -11,8 +11,8 @@
 //         its own; each signature gets one result (see README.md for the symbols and their
 //         details). One log line per message.
 //
-// Signing (a later part) belongs to the same plugin: a second DKIM handle made with
-// dkim_sign() at EOM for mail of configured domains, on the same DKIM_LIB.
+// Signing is not here: it is the separate `dkim_sign` plugin (sign.cc, README-sign.md), its
+// own .so so that it can run last in the chain, after the plugins that edit header fields.
 //
 // Settings (JSON object, every key optional; unknown keys or wrong types fail create()):
 //   "scores": {"valid": -1, "invalid": 2, "nokey": 0, "temperror": 0, "permerror": 0,
