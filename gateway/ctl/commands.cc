@@ -97,6 +97,26 @@ const std::vector<CommandSpec>& command_table() {
       {{"policy", "settings", "list"}, "[PLUGIN]", "list per-domain plugin settings", 0, 1, {},
        run_settings_list},
 
+      {{"dkim", "keygen"},
+       "DOMAIN SELECTOR [--algorithm rsa|ed25519] [--bits N] [--force] [--disabled] "
+       "[--comment TEXT]",
+       "make a DKIM signing key, store it and print the DNS TXT record to publish", 2, 2,
+       {{"--algorithm", "ALG", "rsa (rsa-sha256, the default) or ed25519 (ed25519-sha256)"},
+        {"--bits", "N", "RSA key size, 1024..4096 (default 2048)"},
+        {"--force", "", "replace an existing key of that domain and selector"},
+        {"--disabled", "", "store it disabled (publish the record first, enable later)"},
+        kComment},
+       run_dkim_keygen},
+      {{"dkim", "list"}, "[DOMAIN]", "list DKIM signing keys (never the private keys)", 0, 1,
+       {}, run_dkim_list},
+      {{"dkim", "record"}, "DOMAIN SELECTOR", "print a stored key's DNS TXT record again", 2, 2,
+       {}, run_dkim_record},
+      {{"dkim", "enable"}, "DOMAIN SELECTOR", "sign with a DKIM key again", 2, 2, {},
+       run_dkim_enable},
+      {{"dkim", "disable"}, "DOMAIN SELECTOR", "stop signing with a DKIM key (keeps it)", 2, 2,
+       {}, run_dkim_disable},
+      {{"dkim", "remove"}, "DOMAIN SELECTOR", "delete a DKIM key", 2, 2, {}, run_dkim_remove},
+
       {{"check"},
        "--client-ip IP [--client-name NAME] [--helo NAME] --from ADDR --to ADDR [--to ADDR...] "
        "[--profile PROFILE] [--plugin-dir DIR] [--auth-user USER] [--dns-servers LIST] "

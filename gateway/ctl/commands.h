@@ -39,6 +39,13 @@ int run_plugin_set(Context& ctx, const Args& args);
 int run_settings_set(Context& ctx, const Args& args);
 int run_settings_remove(Context& ctx, const Args& args);
 int run_settings_list(Context& ctx, const Args& args);
+// dkim_commands.cc: DKIM signing keys (dkim_keys)
+int run_dkim_keygen(Context& ctx, const Args& args);
+int run_dkim_list(Context& ctx, const Args& args);
+int run_dkim_record(Context& ctx, const Args& args);
+int run_dkim_enable(Context& ctx, const Args& args);
+int run_dkim_disable(Context& ctx, const Args& args);
+int run_dkim_remove(Context& ctx, const Args& args);
 // check_command.cc: run the chain over a message (exit 3 reject, 4 tempfail, 5 discard)
 int run_check(Context& ctx, const Args& args);
 
