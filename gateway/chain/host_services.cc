@@ -152,6 +152,18 @@ int h_header_at(mg_session* s, size_t index, const char** name, const char** val
   return 0;
 }
 
+int h_header_raw_at(mg_session* s, size_t index, const char** raw, size_t* len) {
+  CallContext* c = ctx(s);
+  std::lock_guard lock(c->tx->mu);
+  if (index >= c->tx->headers.size()) return -1;
+  const HeaderField& f = c->tx->headers[index];
+  // A field a plugin added or changed is relayed as "name: value" CRLF (Session::message_prefix).
+  const char* text = f.raw.empty() ? c->keep(f.name + ": " + f.value + "\r\n") : c->keep(f.raw);
+  if (raw != nullptr) *raw = text;
+  if (len != nullptr) *len = std::strlen(text);
+  return 0;
+}
+
 int64_t h_body_read(mg_session* s, uint64_t offset, void* buf, size_t len) {
   CallContext* c = ctx(s);
   std::lock_guard lock(c->tx->mu);
@@ -383,6 +395,62 @@ int h_counter_add(const char* key, int64_t delta, uint32_t window_ms, int64_t* v
   return store->add(key, delta, window_ms, value) ? 0 : -1;
 }
 
+// An RFC 8601 method or result keyword as plugins give it: [a-z0-9_.-]+, at most 64.
+bool auth_keyword(const char* text) {
+  if (text == nullptr || *text == 0 || std::strlen(text) > 64) return false;
+  for (const char* p = text; *p != 0; ++p) {
+    char ch = *p;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+          ch == '-'))
+      return false;
+  }
+  return true;
+}
+
+// Free text of a result (reason, properties): no line breaks and no ';', which ends a resinfo
+// in the Authentication-Results field.
+bool auth_text(const char* text) {
+  if (text == nullptr) return true;
+  if (std::strlen(text) > 1000) return false;
+  return std::strpbrk(text, "\r\n;") == nullptr;
+}
+
+int h_auth_result_add(mg_session* s, const char* method, const char* result, const char* reason,
+                      const char* properties) {
+  CallContext* c = ctx(s);
+  if (!edits_allowed(c) || !auth_keyword(method) || !auth_keyword(result) || !auth_text(reason) ||
+      !auth_text(properties))
+    return -1;
+  std::lock_guard lock(c->tx->mu);
+  AuthResult r{method, result, reason != nullptr ? reason : "",
+               properties != nullptr ? properties : ""};
+  // Before MAIL there is no transaction yet: the result belongs to the session.
+  bool session_scope = c->stage == MG_STAGE_CONNECT || c->stage == MG_STAGE_HELO;
+  (session_scope ? c->tx->session_auth_results : c->tx->auth_results).push_back(std::move(r));
+  return 0;
+}
+
+size_t h_auth_result_count(mg_session* s) {
+  CallContext* c = ctx(s);
+  std::lock_guard lock(c->tx->mu);
+  return c->tx->session_auth_results.size() + c->tx->auth_results.size();
+}
+
+int h_auth_result_at(mg_session* s, size_t index, const char** method, const char** result,
+                     const char** reason, const char** properties) {
+  CallContext* c = ctx(s);
+  std::lock_guard lock(c->tx->mu);
+  const size_t session_count = c->tx->session_auth_results.size();
+  if (index >= session_count + c->tx->auth_results.size()) return -1;
+  const AuthResult& r = index < session_count ? c->tx->session_auth_results[index]
+                                              : c->tx->auth_results[index - session_count];
+  if (method != nullptr) *method = c->keep(r.method);
+  if (result != nullptr) *result = c->keep(r.result);
+  if (reason != nullptr) *reason = r.reason.empty() ? nullptr : c->keep(r.reason);
+  if (properties != nullptr) *properties = r.properties.empty() ? nullptr : c->keep(r.properties);
+  return 0;
+}
+
 const mg_host kHost = {
     sizeof(mg_host), MG_ABI_VERSION,
     h_log,           h_set_reply,
@@ -399,6 +467,9 @@ const mg_host kHost = {
     h_set_data,      h_get_data,
     h_dns_query,     h_dns_free,
     h_policy_lookup, h_counter_add,
+    // 1.1
+    h_header_raw_at, h_auth_result_add,
+    h_auth_result_count, h_auth_result_at,
 };
 
 }  // namespace

@@ -49,6 +49,7 @@ void TxContext::reset_transaction() {
   headers.clear();
   headers_edited = false;
   symbols.clear();
+  auth_results.clear();
   spool = nullptr;
   body_offset = 0;
   new_sender.reset();

@@ -44,6 +44,15 @@ struct HeaderField {
   std::string raw;
 };
 
+// One authentication result (RFC 8601 resinfo) recorded by a plugin; empty reason or
+// properties mean none.
+struct AuthResult {
+  std::string method;
+  std::string result;
+  std::string reason;
+  std::string properties;
+};
+
 // A plugin's data slot: one pointer and its destructor.
 struct Slot {
   void* data = nullptr;
@@ -71,6 +80,10 @@ class TxContext {
   std::vector<HeaderField> headers;                               // the message's, edited
   bool headers_edited = false;
   std::vector<Symbol> symbols;
+  // Authentication results: those recorded before MAIL last for the session, later ones for
+  // the transaction. Listed session ones first.
+  std::vector<AuthResult> session_auth_results;
+  std::vector<AuthResult> auth_results;
   const spool::Spool* spool = nullptr;  // from EOM on
   uint64_t body_offset = 0;             // where the body starts in the spool
   mg_stage stage = MG_STAGE_CONNECT;

@@ -73,6 +73,16 @@ struct Symbol {
 struct HeaderField {
   std::string name;
   std::string value;
+  // The field exactly as received (name, colon, value with folding, CRLF); empty for a field
+  // given as name and value or added/changed by the plugin, relayed as "name: value" CRLF.
+  std::string raw;
+};
+
+struct AuthResult {
+  std::string method;
+  std::string result;
+  std::string reason;      // "" when none
+  std::string properties;  // "" when none
 };
 
 struct HeaderEdit {
@@ -428,8 +438,30 @@ class FakeSession {
   }
   // A header field as received (run_header() adds them as it goes).
   FakeSession& add_header(std::string_view name, std::string_view value) {
-    received_headers_.push_back(HeaderField{std::string(name), std::string(value)});
+    received_headers_.push_back(HeaderField{std::string(name), std::string(value), {}});
     headers_.push_back(received_headers_.back());
+    return *this;
+  }
+  // A header field as received, given whole: "Name: value" with its folding and final CRLF
+  // (added when missing). header_raw_at() returns these bytes; header_at() the value after the
+  // colon with one leading space removed, folding kept, without the final CRLF.
+  FakeSession& add_raw_header(std::string_view field) {
+    std::string raw(field);
+    if (raw.size() < 2 || raw.compare(raw.size() - 2, 2, "\r\n") != 0) raw += "\r\n";
+    const std::size_t colon = raw.find(':');
+    if (colon == std::string::npos) throw std::invalid_argument("header field without a colon");
+    std::string value = raw.substr(colon + 1, raw.size() - 2 - (colon + 1));
+    if (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    received_headers_.push_back(HeaderField{raw.substr(0, colon), std::move(value), raw});
+    headers_.push_back(received_headers_.back());
+    return *this;
+  }
+  // An authentication result recorded by an earlier plugin of the chain (what spf or dkim
+  // would have added), for plugins that read them.
+  FakeSession& add_auth_result(std::string_view method, std::string_view result,
+                               std::string_view reason = {}, std::string_view properties = {}) {
+    auth_results_.push_back(AuthResult{std::string(method), std::string(result),
+                                       std::string(reason), std::string(properties)});
     return *this;
   }
   FakeSession& set_body(std::string_view body) {
@@ -462,6 +494,8 @@ class FakeSession {
     message_size_.reset();
     reply_.reset();
     symbols_.clear();
+    auth_results_.erase(auth_results_.begin() + static_cast<std::ptrdiff_t>(session_auth_results_),
+                        auth_results_.end());
     header_edits_.clear();
     envelope_edits_.clear();
   }
@@ -480,6 +514,13 @@ class FakeSession {
     return std::nullopt;
   }
   bool has_symbol(std::string_view name) const { return symbol(name).has_value(); }
+  // Authentication results: those seeded with add_auth_result() and those the plugin added.
+  const std::vector<AuthResult>& auth_results() const noexcept { return auth_results_; }
+  std::optional<AuthResult> auth_result(std::string_view method) const {
+    for (const AuthResult& r : auth_results_)
+      if (r.method == method) return r;
+    return std::nullopt;
+  }
   double score() const {
     double sum = 0;
     for (const Symbol& s : symbols_) sum += s.score;
@@ -549,12 +590,12 @@ class FakeSession {
     const std::string name = detail::lower(e.name);
     switch (e.kind) {
       case HeaderEdit::Kind::kAdd:
-        headers_.push_back(HeaderField{e.name, e.value});
+        headers_.push_back(HeaderField{e.name, e.value, {}});
         return true;
       case HeaderEdit::Kind::kInsert: {
         const std::size_t at = e.index < headers_.size() ? e.index : headers_.size();
         headers_.insert(headers_.begin() + static_cast<std::ptrdiff_t>(at),
-                        HeaderField{e.name, e.value});
+                        HeaderField{e.name, e.value, {}});
         return true;
       }
       case HeaderEdit::Kind::kRemove: {
@@ -574,6 +615,7 @@ class FakeSession {
         for (HeaderField& f : headers_) {
           if (detail::lower(f.name) == name && ++seen == e.occurrence) {
             f.value = e.value;
+            f.raw.clear();
             return true;
           }
         }
@@ -597,7 +639,8 @@ class FakeSession {
   std::uint64_t computed_message_size() const {
     if (message_size_) return *message_size_;
     std::uint64_t size = 2 + body_.size();  // the blank line ending the header
-    for (const HeaderField& f : received_headers_) size += f.name.size() + 2 + f.value.size() + 2;
+    for (const HeaderField& f : received_headers_)
+      size += f.raw.empty() ? f.name.size() + 2 + f.value.size() + 2 : f.raw.size();
     return size;
   }
 
@@ -614,6 +657,8 @@ class FakeSession {
   std::optional<std::uint64_t> message_size_;
   std::optional<Reply> reply_;
   std::vector<Symbol> symbols_;
+  std::vector<AuthResult> auth_results_;
+  std::size_t session_auth_results_ = 0;  // the first ones, added before MAIL, outlive a transaction
   std::vector<HeaderEdit> header_edits_;
   std::vector<EnvelopeEdit> envelope_edits_;
   Slot tx_data_;
@@ -681,6 +726,16 @@ struct Callbacks {
     return 0;
   }
 
+  static int header_raw_at(mg_session* s, std::size_t index, const char** raw, std::size_t* len) {
+    FakeSession& fs = session(s);
+    if (!headers_readable(fs) || index >= fs.headers_.size()) return -1;
+    HeaderField& f = fs.headers_[index];
+    if (f.raw.empty()) f.raw = f.name + ": " + f.value + "\r\n";
+    if (raw != nullptr) *raw = f.raw.data();
+    if (len != nullptr) *len = f.raw.size();
+    return 0;
+  }
+
   static std::int64_t body_read(mg_session* s, std::uint64_t offset, void* buf, std::size_t len) {
     FakeSession& fs = session(s);
     if (fs.stage_ != MG_STAGE_EOM) return fs.refuse("body_read", "the body is readable in EOM");
@@ -712,6 +767,50 @@ struct Callbacks {
     }
     fs.symbols_.push_back(Symbol{name, score, std::move(detail_text)});
   }
+  static bool auth_keyword(const char* text) {
+    if (text == nullptr || *text == 0 || std::strlen(text) > 64) return false;
+    for (const char* p = text; *p != 0; ++p) {
+      const char ch = *p;
+      if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+            ch == '-'))
+        return false;
+    }
+    return true;
+  }
+  static bool auth_text(const char* text) {
+    return text == nullptr || (std::strlen(text) <= 1000 && std::strpbrk(text, "\r\n;") == nullptr);
+  }
+  static int auth_result_add(mg_session* s, const char* method, const char* result,
+                             const char* reason, const char* properties) {
+    FakeSession& fs = session(s);
+    if (!auth_keyword(method) || !auth_keyword(result))
+      return fs.malformed("auth_result_add", "method and result match [a-z0-9_.-]{1,64}");
+    if (!auth_text(reason) || !auth_text(properties))
+      return fs.malformed("auth_result_add", "reason and properties hold no CR, LF or ';'");
+    AuthResult r{method, result, reason != nullptr ? reason : "",
+                 properties != nullptr ? properties : ""};
+    if (fs.stage_ == MG_STAGE_CONNECT || fs.stage_ == MG_STAGE_HELO) {
+      fs.auth_results_.insert(
+          fs.auth_results_.begin() + static_cast<std::ptrdiff_t>(fs.session_auth_results_++),
+          std::move(r));
+    } else {
+      fs.auth_results_.push_back(std::move(r));
+    }
+    return 0;
+  }
+  static std::size_t auth_result_count(mg_session* s) { return session(s).auth_results_.size(); }
+  static int auth_result_at(mg_session* s, std::size_t index, const char** method,
+                            const char** result, const char** reason, const char** properties) {
+    FakeSession& fs = session(s);
+    if (index >= fs.auth_results_.size()) return -1;
+    const AuthResult& r = fs.auth_results_[index];
+    if (method != nullptr) *method = r.method.c_str();
+    if (result != nullptr) *result = r.result.c_str();
+    if (reason != nullptr) *reason = r.reason.empty() ? nullptr : r.reason.c_str();
+    if (properties != nullptr) *properties = r.properties.empty() ? nullptr : r.properties.c_str();
+    return 0;
+  }
+
   static double score(mg_session* s) { return session(s).score(); }
   static std::size_t symbol_count(mg_session* s) { return session(s).symbols_.size(); }
   static int symbol_at(mg_session* s, std::size_t index, const char** name, double* score,
@@ -919,6 +1018,10 @@ inline FakeHost::FakeHost() {
   table_.dns_free = &C::dns_free;
   table_.policy_lookup = &C::policy_lookup;
   table_.counter_add = &C::counter_add;
+  table_.header_raw_at = &C::header_raw_at;
+  table_.auth_result_add = &C::auth_result_add;
+  table_.auth_result_count = &C::auth_result_count;
+  table_.auth_result_at = &C::auth_result_at;
   previous_ = detail::current_host();
   detail::current_host() = this;
 }

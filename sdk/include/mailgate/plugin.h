@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define MG_ABI_VERSION_MAJOR 1
-#define MG_ABI_VERSION_MINOR 0
+#define MG_ABI_VERSION_MINOR 1
 #define MG_ABI_VERSION ((uint32_t)((MG_ABI_VERSION_MAJOR << 16) | MG_ABI_VERSION_MINOR))
 #define MG_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MG_ABI_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -224,6 +224,31 @@ typedef struct mg_host {
    * expiry) and returns the new value in *value. Returns 0, or -1 when the counter store is
    * unavailable. */
   int (*counter_add)(const char *key, int64_t delta, uint32_t window_ms, int64_t *value);
+
+  /* ---- Added in ABI 1.1 (check with MG_HOST_HAS) ---- */
+
+  /* The header field at `index` (the indexing of header_at) exactly as it will be relayed:
+   * name, colon, value with its folding, and the final CRLF — the bytes as received for a
+   * field no plugin touched, "Name: value" CRLF for one a plugin added or changed. Sets *raw
+   * (not NUL-terminated) and *len; returns 0, or -1 when index >= header_count(). */
+  int (*header_raw_at)(mg_session *s, size_t index, const char **raw, size_t *len);
+
+  /* Authentication results (RFC 8601 "resinfo") recorded by the plugins that check (SPF,
+   * DKIM, DMARC, ...) for the plugins that read them (DMARC, the Authentication-Results
+   * writer). method: "spf", "dkim", "dmarc", "iprev", "auth", ...; result: the method's
+   * keyword ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror",
+   * "policy"); reason: free text or NULL; properties: space-separated ptype.property=value
+   * pairs or NULL ("smtp.mailfrom=example.org", "header.d=example.com header.s=sel1").
+   * Results added before MAIL last for the session, later ones until the transaction ends.
+   * Returns 0, or -1 for a bad argument (method or result empty or not [a-z0-9_.-]+; CR, LF
+   * or ';' anywhere). Results are listed in the order they were added, session ones first. */
+  int (*auth_result_add)(mg_session *s, const char *method, const char *result,
+                         const char *reason, const char *properties);
+  size_t (*auth_result_count)(mg_session *s);
+  /* Sets the outputs (reason and properties to NULL when there are none); returns 0, or -1
+   * when index >= auth_result_count(). */
+  int (*auth_result_at)(mg_session *s, size_t index, const char **method, const char **result,
+                        const char **reason, const char **properties);
 } mg_host;
 
 /* True when the host table has member `member` (added in a later minor version). */

@@ -221,6 +221,13 @@ class Session {
     double score;
     std::string_view detail;
   };
+  // One authentication result (RFC 8601 resinfo); see mg_host.auth_result_add.
+  struct AuthResult {
+    std::string_view method;
+    std::string_view result;
+    std::string_view reason;      // empty when none
+    std::string_view properties;  // "header.d=example.com header.s=sel1"; empty when none
+  };
 
   Session(const mg_host* host, mg_session* session) noexcept : host_(host), session_(session) {}
 
@@ -272,6 +279,15 @@ class Session {
         return detail::view(value);
     }
     return std::nullopt;
+  }
+  // The field at `index` exactly as it will be relayed (name, colon, value with its folding,
+  // CRLF); nullopt when out of range or when the host predates ABI 1.1.
+  std::optional<std::string_view> header_raw(std::size_t index) const {
+    if (!MG_HOST_HAS(host_, header_raw_at)) return std::nullopt;
+    const char* raw = nullptr;
+    std::size_t len = 0;
+    if (host_->header_raw_at(session_, index, &raw, &len) != 0) return std::nullopt;
+    return std::string_view(raw, len);
   }
   std::uint64_t message_size() const { return host_->message_size(session_); }
   // Reads body bytes at `offset` (from the EOM stage on): bytes read, 0 at the end, -1 on error.
@@ -329,6 +345,35 @@ class Session {
       double value = 0;
       if (host_->symbol_at(session_, i, &name, &value, &detail_text) == 0)
         out.push_back(Symbol{detail::view(name), value, detail::view(detail_text)});
+    }
+    return out;
+  }
+
+  // --- authentication results (ABI 1.1; a host without them refuses and lists none) -----
+  // Records a result for the plugins that read them; false when refused (bad argument).
+  bool add_auth_result(std::string_view method, std::string_view result,
+                       std::string_view reason = {}, std::string_view properties = {}) const {
+    if (!MG_HOST_HAS(host_, auth_result_add)) return false;
+    detail::CString reason_c(reason);
+    detail::CString properties_c(properties);
+    return host_->auth_result_add(session_, detail::CString(method).c_str(),
+                                  detail::CString(result).c_str(),
+                                  reason.empty() ? nullptr : reason_c.c_str(),
+                                  properties.empty() ? nullptr : properties_c.c_str()) == 0;
+  }
+  std::vector<AuthResult> auth_results() const {
+    std::vector<AuthResult> out;
+    if (!MG_HOST_HAS(host_, auth_result_at)) return out;
+    const std::size_t n = host_->auth_result_count(session_);
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const char* method = nullptr;
+      const char* result = nullptr;
+      const char* reason = nullptr;
+      const char* properties = nullptr;
+      if (host_->auth_result_at(session_, i, &method, &result, &reason, &properties) == 0)
+        out.push_back(AuthResult{detail::view(method), detail::view(result), detail::view(reason),
+                                 detail::view(properties)});
     }
     return out;
   }

@@ -1,4 +1,4 @@
-// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.0).
+// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.1).
 //
 // Every public struct's size, every member's offset and type, every enum value and the version
 // macros are fixed here by static_asserts, so an accidental ABI change fails the build instead
@@ -20,8 +20,8 @@ namespace {
 
 // --- versions and the entry symbol ---------------------------------------------------------------
 static_assert(MG_ABI_VERSION_MAJOR == 1);
-static_assert(MG_ABI_VERSION_MINOR == 0);
-static_assert(MG_ABI_VERSION == 0x00010000u);
+static_assert(MG_ABI_VERSION_MINOR == 1);
+static_assert(MG_ABI_VERSION == 0x00010001u);
 static_assert(MG_ABI_MAJOR(0x00020003u) == 2 && MG_ABI_MINOR(0x00020003u) == 3);
 static_assert(std::is_same_v<decltype(MG_ABI_VERSION), std::uint32_t>);
 static_assert(MG_PLUGIN_NONBLOCKING == 0x1u);
@@ -131,6 +131,13 @@ MG_PIN_TYPE(mg_host, dns_query, mg_dns_result *(*)(mg_session *, const char *, m
 MG_PIN_TYPE(mg_host, dns_free, void (*)(mg_dns_result *));
 MG_PIN_TYPE(mg_host, policy_lookup, int (*)(const char *, const char *, char *, size_t));
 MG_PIN_TYPE(mg_host, counter_add, int (*)(const char *, int64_t, uint32_t, int64_t *));
+// 1.1
+MG_PIN_TYPE(mg_host, header_raw_at, int (*)(mg_session *, size_t, const char **, size_t *));
+MG_PIN_TYPE(mg_host, auth_result_add,
+            int (*)(mg_session *, const char *, const char *, const char *, const char *));
+MG_PIN_TYPE(mg_host, auth_result_count, size_t (*)(mg_session *));
+MG_PIN_TYPE(mg_host, auth_result_at, int (*)(mg_session *, size_t, const char **, const char **,
+                                             const char **, const char **));
 MG_PIN_TYPE(mg_plugin, struct_size, uint32_t);
 MG_PIN_TYPE(mg_plugin, abi_version, uint32_t);
 MG_PIN_TYPE(mg_plugin, name, const char *);
@@ -165,7 +172,7 @@ static_assert(offsetof(mg_dns_result, secure) == 8);
 static_assert(offsetof(mg_dns_result, count) == 16);
 static_assert(offsetof(mg_dns_result, records) == 24);
 
-static_assert(sizeof(mg_host) == 232 && alignof(mg_host) == 8);
+static_assert(sizeof(mg_host) == 264 && alignof(mg_host) == 8);
 static_assert(offsetof(mg_host, struct_size) == 0);
 static_assert(offsetof(mg_host, abi_version) == 4);
 static_assert(offsetof(mg_host, log) == 8);
@@ -196,6 +203,10 @@ static_assert(offsetof(mg_host, dns_query) == 200);
 static_assert(offsetof(mg_host, dns_free) == 208);
 static_assert(offsetof(mg_host, policy_lookup) == 216);
 static_assert(offsetof(mg_host, counter_add) == 224);
+static_assert(offsetof(mg_host, header_raw_at) == 232);
+static_assert(offsetof(mg_host, auth_result_add) == 240);
+static_assert(offsetof(mg_host, auth_result_count) == 248);
+static_assert(offsetof(mg_host, auth_result_at) == 256);
 
 static_assert(sizeof(mg_plugin) == 136 && alignof(mg_plugin) == 8);
 static_assert(offsetof(mg_plugin, struct_size) == 0);
@@ -229,11 +240,15 @@ TEST(AbiLayout, HostHasChecksTheTablesOwnSize) {
   EXPECT_TRUE(MG_HOST_HAS(&host, get_data));
   EXPECT_FALSE(MG_HOST_HAS(&host, dns_query));
   EXPECT_FALSE(MG_HOST_HAS(&host, counter_add));
+  host.struct_size = offsetof(mg_host, counter_add) + sizeof(host.counter_add);  // a 1.0 host
+  EXPECT_TRUE(MG_HOST_HAS(&host, counter_add));
+  EXPECT_FALSE(MG_HOST_HAS(&host, header_raw_at));
+  EXPECT_FALSE(MG_HOST_HAS(&host, auth_result_at));
 }
 
 TEST(AbiLayout, VersionMacrosSplitMajorAndMinor) {
   EXPECT_EQ(MG_ABI_MAJOR(MG_ABI_VERSION), 1u);
-  EXPECT_EQ(MG_ABI_MINOR(MG_ABI_VERSION), 0u);
+  EXPECT_EQ(MG_ABI_MINOR(MG_ABI_VERSION), static_cast<std::uint32_t>(MG_ABI_VERSION_MINOR));
   EXPECT_EQ(MG_ABI_MAJOR(0xFFFF0001u), 0xFFFFu);
   EXPECT_EQ(MG_ABI_MINOR(0xFFFF0001u), 1u);
 }

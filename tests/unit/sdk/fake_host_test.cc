@@ -115,7 +115,8 @@ TEST(FakeHost, RefusesDescriptorsTheGatewayRefuses) {
   };
   EXPECT_EQ(error_for(sizeof(mg_plugin), MG_ABI_VERSION, "odd"), "(loaded)");  // no create: ok
   EXPECT_EQ(error_for(sizeof(mg_plugin), 0x00020001u, "odd"),
-            "plugin odd was built for plugin ABI 2.1, the host has 1.0");
+            "plugin odd was built for plugin ABI 2.1, the host has 1." +
+                std::to_string(MG_ABI_VERSION_MINOR));
   EXPECT_EQ(error_for(64, MG_ABI_VERSION, "odd"),
             "plugin odd: descriptor struct_size 64 is too small");
   EXPECT_EQ(error_for(sizeof(mg_plugin), MG_ABI_VERSION, "Odd One"),
