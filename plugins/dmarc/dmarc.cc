@@ -151,6 +151,13 @@ class Dmarc final : public mailgate::Plugin {
     const dm::FromDomain from = dm::from_domain(from_values);
     if (from.status != dm::FromStatus::kOk) return bad_from(s, from, row);
     row.header_from = from.domain;
+    // A U-label domain would need IDNA conversion before the lookup, which this plugin does
+    // not do: no DNS, result none (never a temperror the host's resolver would give for it).
+    for (const char c : from.domain) {
+      if (static_cast<unsigned char>(c) >= 0x80)
+        return no_policy(s, from.domain, "none", "DMARC_NONE", scores_.none,
+                         "internationalized From domain not looked up", row);
+    }
 
     const dm::Discovery discovery = dm::discover_policy(
         from.domain, *psl_, [&s](const std::string& name) { return lookup_txt(s, name); });

@@ -326,6 +326,16 @@ TEST_F(DmarcTest, NoRecordIsNone) {
   EXPECT_TRUE(host.violations().empty());
 }
 
+TEST_F(DmarcTest, InternationalizedFromDomainIsNoneWithoutALookup) {
+  LoadedPlugin p = load(host);
+  FakeSession s(host);
+  Message m;
+  m.from = {"jos\xc3\xa9@b\xc3\xbc" "cher.example"};
+  EXPECT_EQ(run(p, s, m), MG_CONTINUE);
+  EXPECT_EQ(dmarc_result(s), "none");
+  EXPECT_TRUE(host.dns_queries().empty());
+}
+
 TEST_F(DmarcTest, OnlyRecordsStartingWithVDmarc1CountAndSeveralAreNone) {
   host.add_dns("_dmarc.example.com", MG_DNS_TXT,
                std::vector<std::string>{"google-site-verification=abc",
