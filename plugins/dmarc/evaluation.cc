@@ -52,6 +52,8 @@ void collect_identities(const std::vector<AuthEntry>& results, Verdict& verdict)
         if (helo == nullptr) helo = &r;
       }
     } else if (r.method == "dkim") {
+      // "dkim=none" (no signature) has no header.d: nothing to align.
+      if (property(r.properties, "header.d").empty()) continue;
       DkimSignature sig;
       sig.domain = domain_of(property(r.properties, "header.d"));
       sig.selector = property(r.properties, "header.s");

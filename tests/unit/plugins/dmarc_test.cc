@@ -696,6 +696,7 @@ TEST_F(DmarcTest, HistoryRowsHoldWhatAnAggregateReportNeeds) {
     Message m;
     m.sender = "x@attacker.test";
     m.spf_result("fail", "x@attacker.test");
+    m.dkim.emplace_back("none", "");
     EXPECT_EQ(run(p, s, m), MG_REJECT);
   }
   const auto rows = db.rows();
@@ -724,7 +725,7 @@ TEST_F(DmarcTest, HistoryRowsHoldWhatAnAggregateReportNeeds) {
   EXPECT_NE(r.at("dkim").find(R"("domain":"mail.example.com")"), std::string::npos);
   EXPECT_NE(r.at("dkim").find(R"("selector":"s2024")"), std::string::npos);
   EXPECT_NE(r.at("dkim").find(R"("result":"fail")"), std::string::npos);
-  const auto& f = rows[1];
+  const auto& f = rows[1];  // the dkim plugin's "dkim=none" (no signature) is no signature
   EXPECT_EQ(f.at("result"), "fail");
   EXPECT_EQ(f.at("policy_requested"), "reject");
   EXPECT_EQ(f.at("disposition"), "reject");
