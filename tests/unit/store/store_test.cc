@@ -123,8 +123,8 @@ TEST_P(StoreContract, RecordsExpireAndOnlyIfAbsentKeepsTheFirst) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract,
                          ::testing::Values(Backend::kMemory, Backend::kRedis),
-                         [](const auto& info) {
-                           return info.param == Backend::kMemory ? "Memory" : "Redis";
+                         [](const auto& param_info) {
+                           return param_info.param == Backend::kMemory ? "Memory" : "Redis";
                          });
 
 TEST(MemoryStore, StaysWithinItsEntryBoundAndSweepsExpiredEntries) {
