@@ -74,8 +74,7 @@ Act parse_act(const nlohmann::json& value, const std::string& key, bool allow_re
     if (v == "none") return Act::kNone;
   }
   throw std::invalid_argument("setting \"" + key + "\" must be " +
-                              (allow_reject ? "\"reject\", " : "") +
-                              "\"quarantine\" or \"none\"");
+                              (allow_reject ? "\"reject\", " : "") + "\"quarantine\" or \"none\"");
 }
 
 bool valid_header_name(const std::string& name) {
@@ -165,8 +164,8 @@ class Dmarc final : public mailgate::Plugin {
     dm::Verdict verdict;
     std::vector<dm::AuthEntry> results;
     for (const auto& r : s.auth_results())
-      results.push_back(dm::AuthEntry{std::string(r.method), std::string(r.result),
-                                      std::string(r.properties)});
+      results.push_back(
+          dm::AuthEntry{std::string(r.method), std::string(r.result), std::string(r.properties)});
     dm::collect_identities(results, verdict);
     fill_identities(verdict, row);
 
@@ -281,8 +280,8 @@ class Dmarc final : public mailgate::Plugin {
     s.add_symbol(symbol, score, "header.from=" + domain + " " + problem);
     s.add_auth_result("dmarc", result, clean(problem), "header.from=" + domain);
     row.result = result;
-    s.log(LogLevel::kInfo, std::string("dmarc: result=") + result + " header.from=" + domain +
-                               " (" + problem + ")");
+    s.log(LogLevel::kInfo,
+          std::string("dmarc: result=") + result + " header.from=" + domain + " (" + problem + ")");
     record(s, row);
     return Action::kContinue;
   }
@@ -310,11 +309,13 @@ class Dmarc final : public mailgate::Plugin {
       applied = quarantine_act_ == Act::kQuarantine ? 'q' : 'n';
     }
     row.disposition = dm::policy_name(applied);
-    if (v.sampled_out) row.override_reason = "sampled_out";
-    else if (applied != v.disposition) row.override_reason = "local_policy";
+    if (v.sampled_out)
+      row.override_reason = "sampled_out";
+    else if (applied != v.disposition)
+      row.override_reason = "local_policy";
 
-    std::string detail = "header.from=" + domain + " policy_domain=" + rec.domain +
-                         " p=" + dm::policy_name(rec.p);
+    std::string detail =
+        "header.from=" + domain + " policy_domain=" + rec.domain + " p=" + dm::policy_name(rec.p);
     if (rec.sp != '\0') detail += std::string(" sp=") + dm::policy_name(rec.sp);
     detail += " pct=" + std::to_string(rec.pct) + " adkim=" + rec.adkim + " aspf=" + rec.aspf +
               " spf=" + v.spf.result + (v.spf.domain.empty() ? "" : "(" + v.spf.domain + ")") +
@@ -346,8 +347,7 @@ class Dmarc final : public mailgate::Plugin {
     record(s, row);
 
     if (applied == 'q') {
-      s.header_add(quarantine_header_,
-                   "quarantine header.from=" + domain + " policy=" + policy);
+      s.header_add(quarantine_header_, "quarantine header.from=" + domain + " policy=" + policy);
     } else if (applied == 'r') {
       return s.reject(550, "5.7.1",
                       "Message rejected by the DMARC policy of " + rec.domain + " (" +
@@ -396,13 +396,20 @@ class Dmarc final : public mailgate::Plugin {
           if (!score.is_number())
             throw std::invalid_argument("setting \"scores\"." + name + " must be a number");
           const double v = score.get<double>();
-          if (name == "pass") scores_.pass = v;
-          else if (name == "fail_reject") scores_.fail_reject = v;
-          else if (name == "fail_quarantine") scores_.fail_quarantine = v;
-          else if (name == "fail_none") scores_.fail_none = v;
-          else if (name == "none") scores_.none = v;
-          else if (name == "temperror") scores_.temperror = v;
-          else if (name == "permerror") scores_.permerror = v;
+          if (name == "pass")
+            scores_.pass = v;
+          else if (name == "fail_reject")
+            scores_.fail_reject = v;
+          else if (name == "fail_quarantine")
+            scores_.fail_quarantine = v;
+          else if (name == "fail_none")
+            scores_.fail_none = v;
+          else if (name == "none")
+            scores_.none = v;
+          else if (name == "temperror")
+            scores_.temperror = v;
+          else if (name == "permerror")
+            scores_.permerror = v;
           else
             throw std::invalid_argument(
                 "unknown result \"" + name +

@@ -84,8 +84,8 @@ bool aligned(const std::string& from_domain, const std::string& domain, char mod
 void evaluate(const std::string& from_domain, const Discovery& discovery,
               const PublicSuffixList& psl, int roll, bool honour_pct, Verdict& verdict) {
   const PolicyRecord& record = discovery.record;
-  verdict.spf.aligned = verdict.spf.result == "pass" &&
-                        aligned(from_domain, verdict.spf.domain, record.aspf, psl);
+  verdict.spf.aligned =
+      verdict.spf.result == "pass" && aligned(from_domain, verdict.spf.domain, record.aspf, psl);
   verdict.spf_aligned = verdict.spf.aligned;
   verdict.dkim_aligned = false;
   for (DkimSignature& sig : verdict.dkim) {

@@ -43,12 +43,12 @@ struct Verdict {
   std::string result;  // "pass", "fail", "none", "temperror", "permerror"
   SpfIdentity spf;
   std::vector<DkimSignature> dkim;
-  bool spf_aligned = false;   // an SPF pass aligned with the From domain
-  bool dkim_aligned = false;  // a DKIM pass aligned with the From domain
-  char policy = '\0';         // p or sp that applies ('n','q','r'); '\0' without a record
+  bool spf_aligned = false;       // an SPF pass aligned with the From domain
+  bool dkim_aligned = false;      // a DKIM pass aligned with the From domain
+  char policy = '\0';             // p or sp that applies ('n','q','r'); '\0' without a record
   bool subdomain_policy = false;  // policy came from sp=
-  char disposition = 'n';     // after pct sampling: 'n', 'q', 'r'
-  bool sampled_out = false;   // pct sampling lowered the disposition
+  char disposition = 'n';         // after pct sampling: 'n', 'q', 'r'
+  bool sampled_out = false;       // pct sampling lowered the disposition
 };
 
 // The value of property `name` ("smtp.mailfrom", "header.d") in an RFC 8601 property list

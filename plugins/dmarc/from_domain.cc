@@ -21,8 +21,8 @@ std::string trim(std::string_view s) {
 // is one (an obsolete route "@a,@b:" before it dropped), else the whole text; comments
 // removed, quoted strings kept with their quotes.
 std::string mailbox_address(std::string_view mailbox) {
-  std::string plain;       // the mailbox without comments
-  std::string angle;       // the text inside the last <...>
+  std::string plain;  // the mailbox without comments
+  std::string angle;  // the text inside the last <...>
   bool in_angle = false;
   bool had_angle = false;
   bool in_quote = false;
@@ -30,9 +30,12 @@ std::string mailbox_address(std::string_view mailbox) {
   for (std::size_t i = 0; i < mailbox.size(); ++i) {
     const char c = mailbox[i];
     if (comment_depth > 0) {
-      if (c == '\\') ++i;
-      else if (c == '(') ++comment_depth;
-      else if (c == ')') --comment_depth;
+      if (c == '\\')
+        ++i;
+      else if (c == '(')
+        ++comment_depth;
+      else if (c == ')')
+        --comment_depth;
       continue;
     }
     if (in_quote) {
@@ -109,21 +112,31 @@ std::vector<std::string> from_addresses(std::string_view value) {
   for (std::size_t i = 0; i < value.size(); ++i) {
     const char c = value[i];
     if (comment_depth > 0) {
-      if (c == '\\') ++i;
-      else if (c == '(') ++comment_depth;
-      else if (c == ')') --comment_depth;
+      if (c == '\\')
+        ++i;
+      else if (c == '(')
+        ++comment_depth;
+      else if (c == ')')
+        --comment_depth;
       continue;
     }
     if (in_quote) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_quote = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_quote = false;
       continue;
     }
-    if (c == '"') in_quote = true;
-    else if (c == '(') ++comment_depth;
-    else if (c == '<') in_angle = true;
-    else if (c == '>') in_angle = false;
-    else if (c == ',' && !in_angle) flush(i);
+    if (c == '"')
+      in_quote = true;
+    else if (c == '(')
+      ++comment_depth;
+    else if (c == '<')
+      in_angle = true;
+    else if (c == '>')
+      in_angle = false;
+    else if (c == ',' && !in_angle)
+      flush(i);
   }
   flush(value.size());
   return out;

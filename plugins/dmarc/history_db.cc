@@ -50,10 +50,9 @@ constexpr const char* kInsert =
 
 HistoryDb::HistoryDb(const std::string& path) : path_(path) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                     SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   db_.reset(raw);
   const auto fail = [&](const std::string& what) {
     const std::string message = db_ ? sqlite3_errmsg(db_.get()) : "out of memory";

@@ -18,26 +18,26 @@
 namespace mailgate::dmarc {
 
 struct HistoryRow {
-  std::int64_t date = 0;      // Unix time of the evaluation
-  std::string tx_id;          // the gateway's transaction id
+  std::int64_t date = 0;  // Unix time of the evaluation
+  std::string tx_id;      // the gateway's transaction id
   std::string source_ip;
   std::string helo;
-  std::string header_from;    // RFC5322.From domain ("" when none)
-  std::string envelope_from;  // MAIL FROM address ("" for the null sender)
-  std::string envelope_to;    // the first recipient's domain
-  std::string policy_domain;  // where the record was found ("" when none)
-  std::string record;         // the record as published
-  std::string p, sp;          // "none"|"quarantine"|"reject"; sp "" when absent
-  int pct = -1;               // -1 when no record
-  std::string adkim, aspf;    // "r"|"s"; "" when no record
-  std::string rua;            // comma-separated
-  std::string result;         // dmarc result: pass, fail, none, temperror, permerror
+  std::string header_from;       // RFC5322.From domain ("" when none)
+  std::string envelope_from;     // MAIL FROM address ("" for the null sender)
+  std::string envelope_to;       // the first recipient's domain
+  std::string policy_domain;     // where the record was found ("" when none)
+  std::string record;            // the record as published
+  std::string p, sp;             // "none"|"quarantine"|"reject"; sp "" when absent
+  int pct = -1;                  // -1 when no record
+  std::string adkim, aspf;       // "r"|"s"; "" when no record
+  std::string rua;               // comma-separated
+  std::string result;            // dmarc result: pass, fail, none, temperror, permerror
   std::string policy_requested;  // p or sp that applied ("" when no record)
-  std::string disposition;    // none, quarantine, reject: what was applied
-  std::string override_reason;  // "", "sampled_out", "local_policy"
-  std::string dkim_aligned;   // "pass" | "fail"
-  std::string spf_aligned;    // "pass" | "fail"
-  std::string dkim;           // JSON array of {"domain","selector","result","aligned"}
+  std::string disposition;       // none, quarantine, reject: what was applied
+  std::string override_reason;   // "", "sampled_out", "local_policy"
+  std::string dkim_aligned;      // "pass" | "fail"
+  std::string spf_aligned;       // "pass" | "fail"
+  std::string dkim;              // JSON array of {"domain","selector","result","aligned"}
   std::string spf_domain, spf_scope, spf_result;
 };
 

@@ -93,8 +93,8 @@ bool is_dmarc_record(std::string_view text) {
 
 std::string parse_record(const std::string& text, const std::string& domain, PolicyRecord& out) {
   // The client address only matters to the library's own reports; any valid one does.
-  PolicyPtr ctx(opendmarc_policy_connect_init(
-      reinterpret_cast<u_char*>(const_cast<char*>("0.0.0.0")), 0));
+  PolicyPtr ctx(
+      opendmarc_policy_connect_init(reinterpret_cast<u_char*>(const_cast<char*>("0.0.0.0")), 0));
   if (!ctx) return "libopendmarc could not allocate a policy context";
   std::string record = text;
   std::string dom = domain;

@@ -47,10 +47,10 @@ struct Discovery {
     kPermError   // the record that applies cannot be parsed
   };
   Status status = Status::kNone;
-  PolicyRecord record;            // when kFound
-  std::string organizational;     // the From domain's organizational domain
-  bool at_organizational = false; // the record came from the organizational domain fallback
-  std::string problem;            // for the log: what was missing or wrong
+  PolicyRecord record;             // when kFound
+  std::string organizational;      // the From domain's organizational domain
+  bool at_organizational = false;  // the record came from the organizational domain fallback
+  std::string problem;             // for the log: what was missing or wrong
 };
 
 // Policy discovery for `from_domain` (normalised). `lookup` is called for at most two names.

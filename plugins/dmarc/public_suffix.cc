@@ -84,7 +84,8 @@ std::string PublicSuffixList::organizational_domain(std::string_view domain_in) 
   const std::string suffix = public_suffix(domain);
   if (suffix.size() >= domain.size()) return domain;
   // One more label to the left of the suffix.
-  const std::string_view head = std::string_view(domain).substr(0, domain.size() - suffix.size() - 1);
+  const std::string_view head =
+      std::string_view(domain).substr(0, domain.size() - suffix.size() - 1);
   const std::size_t dot = head.rfind('.');
   return dot == std::string_view::npos ? domain : domain.substr(dot + 1);
 }

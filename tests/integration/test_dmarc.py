@@ -7,9 +7,10 @@ and Postfix never sees it; a message signed by an independent signer (python3-dk
 mgtest.dkimtool) for the From domain is delivered even though SPF fails (an aligned DKIM pass
 is enough), with a history row holding what an aggregate report needs; an aligned SPF pass from
 a subdomain's author (relaxed alignment, organizational-domain fallback) is delivered; a
-p=quarantine failure is delivered with the X-Mailgate-DMARC header; and when the chain also
-has the Authentication-Results writer (authres.so built), the delivered messages carry
-dmarc=pass / dmarc=fail results.
+p=quarantine failure is delivered with the X-Mailgate-DMARC header; with a DNS server that
+never answers and "tempfail_on_dns_error" the message is answered 451 4.7.1; and when the
+chain also has the Authentication-Results writer (authres.so built), the delivered messages
+carry dmarc=pass / dmarc=fail results.
 
 libspf2 gives loopback clients a free pass, so, as in test_spf, the clients connect from
 documentation addresses (192.0.2.25 is dmarc.test's mail server, 192.0.2.66 a forger) inside a
@@ -25,7 +26,7 @@ import subprocess
 import unittest
 import uuid
 
-from dnstest import UnboundServer, unbound_binary
+from dnstest import SilentServer, UnboundServer, unbound_binary
 from mgtest import base, dkimtool, util
 from mgtest.policyctl import PolicyCtl, builtin_plugin
 from mgtest.smtpclient import message_data
@@ -133,30 +134,38 @@ class DmarcGatewayTest(base.PostfixCase):
     def setUp(self):
         d = util.make_tempdir("mailgate-dmarc-policy-")
         self.addCleanup(util.remove_tree, d)
+        self.dir = d
         self.history = os.path.join(d, "dmarc-history.db")
-        self.ctl = PolicyCtl(os.path.join(d, "policy.db"))
-        self.ctl.init()
-        self.ctl("policy", "domain", "add", base.DOMAIN)
-        # SPF only scores here: DMARC decides what an SPF fail means for the From domain.
-        chain = [("spf", builtin_plugin("spf"), {"fail": "accept", "receiver": "mx.test"}),
-                 ("dkim", builtin_plugin("dkim"), {}),
-                 ("dmarc", builtin_plugin("dmarc"), {"history_db": self.history})]
         self.authres = _authres_plugin()
+        self.gw = self.gateway()
+
+    def gateway(self, dmarc_settings=None, spf_settings=None, dns=None, name="policy"):
+        """A gateway with the chain spf, dkim, dmarc (and authres when built)."""
+        ctl = PolicyCtl(os.path.join(self.dir, f"{name}.db"))
+        ctl.init()
+        ctl("policy", "domain", "add", base.DOMAIN)
+        # SPF only scores here: DMARC decides what an SPF fail means for the From domain.
+        chain = [("spf", builtin_plugin("spf"),
+                  dict({"fail": "accept", "receiver": "mx.test"}, **(spf_settings or {}))),
+                 ("dkim", builtin_plugin("dkim"), {}),
+                 ("dmarc", builtin_plugin("dmarc"),
+                  dict({"history_db": self.history}, **(dmarc_settings or {})))]
         if self.authres:
             chain.append(("authres", self.authres, {}))
-        for name, path, settings in chain:
-            self.ctl("policy", "plugin", "add", "--name", name, "--path", path,
-                     "--settings", json.dumps(settings), "--fail-mode", "tempfail",
-                     "--timeout-ms", "15000")
-        self.gw = self.start_gateway(flags=[f"--policy_db={self.ctl.db}", "--policy_poll_ms=100",
-                                            f"--dns_servers={self.dns.forwarder}",
-                                            "--dns_timeout_ms=2000"])
-        self.gw.wait_for_log(rf"plugin chains ready \(\d+ profiles, {len(chain)} plugin "
-                             rf"instances\)")
+        for plugin, path, settings in chain:
+            ctl("policy", "plugin", "add", "--name", plugin, "--path", path,
+                "--settings", json.dumps(settings), "--fail-mode", "tempfail",
+                "--timeout-ms", "15000")
+        gw = self.start_gateway(flags=[f"--policy_db={ctl.db}", "--policy_poll_ms=100",
+                                       f"--dns_servers={(dns or self.dns).forwarder}",
+                                       "--dns_timeout_ms=1000"])
+        gw.wait_for_log(rf"plugin chains ready \(\d+ profiles, {len(chain)} plugin "
+                        rf"instances\)")
+        return gw
 
-    def send(self, source, sender, text):
+    def send(self, source, sender, text, gw=None):
         """One transaction from `source`; the reply to the end of data."""
-        c = self.connect(self.gw, source_address=(source, 0), timeout=30)
+        c = self.connect(gw or self.gw, source_address=(source, 0), timeout=30)
         self.assertEqual(c.greeting.code, 220, c.greeting)
         self.assertEqual(c.cmd(f"EHLO mail.{ZONE}").code, 250)
         self.assertEqual(c.cmd(f"MAIL FROM:<{sender}>").code, 250)
@@ -274,6 +283,22 @@ class DmarcGatewayTest(base.PostfixCase):
                          ("fail", "quarantine", f"quar.{ZONE}"))
         if self.authres:
             self.assertRegex(head, rf"dmarc=fail[^\n]*(\n[ \t][^\n]*)*header\.from=quar\.{ZONE}")
+
+    def test_dns_failure_of_the_record_lookup_is_tempfailed_when_set(self):
+        silent = SilentServer()
+        self.addCleanup(silent.close)
+        # SPF's own DNS failure must not decide first: its temperror only scores here.
+        gw = self.gateway(dmarc_settings={"tempfail_on_dns_error": True},
+                          spf_settings={"temperror": "accept"}, dns=silent, name="silent")
+        t = token()
+        start = len(gw.log_lines())
+        r = self.send(GOOD_IP, f"a-{t}@{ZONE}", message(t, "dnsfail", f"a-{t}@{ZONE}"), gw=gw)
+        self.assertEqual((r.code, r.enhanced), (451, "4.7.1"), r)
+        self.assertIn(f"DMARC policy of {ZONE} cannot be retrieved now", r.text)
+        gw.wait_for_log(rf"dmarc: result=temperror header\.from={ZONE} "
+                        rf"\(DNS lookup of _dmarc\.{ZONE} failed\)", start=start)
+        self.assertEqual(self.history_rows()[-1]["result"], "temperror")
+        self.assertNotIn(t, self.postfix.maillog(), "the message reached Postfix")
 
 
 if __name__ == "__main__":

@@ -222,8 +222,10 @@ TEST_F(DmarcTest, RelaxedAlignmentAcceptsSubdomainsStrictDoesNot) {
     FakeSession s(h);
     Message m;
     m.sender = "bounce@" + c.identity;
-    if (c.use_spf) m.spf_result("pass", "bounce@" + c.identity);
-    else m.dkim_result("pass", c.identity);
+    if (c.use_spf)
+      m.spf_result("pass", "bounce@" + c.identity);
+    else
+      m.dkim_result("pass", c.identity);
     const mg_action a = run(plugin, s, m);
     EXPECT_EQ(dmarc_result(s), c.want);
     EXPECT_EQ(a, c.want == "pass" ? MG_CONTINUE : MG_REJECT);
@@ -239,8 +241,7 @@ TEST_F(DmarcTest, NullSenderUsesTheHeloIdentity) {
   m.spf.emplace_back("pass", "smtp.helo=mail.example.com");
   EXPECT_EQ(run(p, s, m), MG_CONTINUE);
   EXPECT_EQ(dmarc_result(s), "pass");
-  EXPECT_NE(s.symbol("DMARC_PASS")->detail->find("spf=pass(mail.example.com)"),
-            std::string::npos);
+  EXPECT_NE(s.symbol("DMARC_PASS")->detail->find("spf=pass(mail.example.com)"), std::string::npos);
 }
 
 TEST_F(DmarcTest, MailFromResultWinsOverHelo) {
@@ -330,7 +331,9 @@ TEST_F(DmarcTest, InternationalizedFromDomainIsNoneWithoutALookup) {
   LoadedPlugin p = load(host);
   FakeSession s(host);
   Message m;
-  m.from = {"jos\xc3\xa9@b\xc3\xbc" "cher.example"};
+  m.from = {
+      "jos\xc3\xa9@b\xc3\xbc"
+      "cher.example"};
   EXPECT_EQ(run(p, s, m), MG_CONTINUE);
   EXPECT_EQ(dmarc_result(s), "none");
   EXPECT_TRUE(host.dns_queries().empty());
@@ -338,13 +341,12 @@ TEST_F(DmarcTest, InternationalizedFromDomainIsNoneWithoutALookup) {
 
 TEST_F(DmarcTest, OnlyRecordsStartingWithVDmarc1CountAndSeveralAreNone) {
   host.add_dns("_dmarc.example.com", MG_DNS_TXT,
-               std::vector<std::string>{"google-site-verification=abc",
-                                        "p=reject; v=DMARC1", "v=DMARC1; p=reject"});
+               std::vector<std::string>{"google-site-verification=abc", "p=reject; v=DMARC1",
+                                        "v=DMARC1; p=reject"});
   host.add_dns("_dmarc.several.test", MG_DNS_TXT,
                std::vector<std::string>{"v=DMARC1; p=reject", "v=DMARC1; p=none"});
   host.add_dns("_dmarc.lower.test", MG_DNS_TXT, std::vector<std::string>{"v=dmarc1; p=reject"});
-  host.add_dns("_dmarc.spaced.test", MG_DNS_TXT,
-               std::vector<std::string>{"V = DMARC1 ;p=reject"});
+  host.add_dns("_dmarc.spaced.test", MG_DNS_TXT, std::vector<std::string>{"V = DMARC1 ;p=reject"});
   LoadedPlugin p = load(host);
   {
     FakeSession s(host);
@@ -494,9 +496,9 @@ TEST_F(DmarcTest, QuarantineAddsTheConfiguredHeaderAndDropsForgedOnes) {
     run_mail(p, s, "b@example.com");
     run_rcpt(p, s, "r@receiver.test");
     s.add_auth_result("spf", "pass", "", "smtp.mailfrom=b@example.com");
-    EXPECT_EQ(run_message(p, s,
-                          "X-Mailgate-DMARC: pass, trust me\r\nFrom: a@example.com\r\n\r\nx\r\n"),
-              MG_CONTINUE);
+    EXPECT_EQ(
+        run_message(p, s, "X-Mailgate-DMARC: pass, trust me\r\nFrom: a@example.com\r\n\r\nx\r\n"),
+        MG_CONTINUE);
     EXPECT_EQ(dmarc_result(s), "pass");
     EXPECT_FALSE(s.header("X-Mailgate-DMARC").has_value());
   }
@@ -678,8 +680,9 @@ class TempDb {
 
 TEST_F(DmarcTest, HistoryRowsHoldWhatAnAggregateReportNeeds) {
   TempDb db;
-  record("example.com", "v=DMARC1; p=reject; sp=quarantine; pct=100; adkim=s; "
-                        "rua=mailto:agg@example.com,mailto:agg@thirdparty.test");
+  record("example.com",
+         "v=DMARC1; p=reject; sp=quarantine; pct=100; adkim=s; "
+         "rua=mailto:agg@example.com,mailto:agg@thirdparty.test");
   LoadedPlugin p = load(host, R"({"history_db": ")" + db.path() + R"("})");
   {
     FakeSession s(host);
@@ -737,8 +740,7 @@ TEST_F(DmarcTest, HistoryRecordsSampledOutAndLocalPolicyOverrides) {
   TempDb db;
   record("zero.test", "v=DMARC1; p=reject; pct=0");
   record("example.com", "v=DMARC1; p=reject");
-  LoadedPlugin p =
-      load(host, R"({"reject_action": "none", "history_db": ")" + db.path() + R"("})");
+  LoadedPlugin p = load(host, R"({"reject_action": "none", "history_db": ")" + db.path() + R"("})");
   for (const char* from : {"x@zero.test", "x@example.com"}) {
     FakeSession s(host);
     Message m;
@@ -825,8 +827,10 @@ TEST_F(DmarcTest, Rfc7489AppendixB1AlignmentExamples) {
     FakeSession s(h);
     Message m;
     m.sender = std::string("sender@") + c.identity;
-    if (c.spf) m.spf_result("pass", m.sender);
-    else m.dkim_result("pass", c.identity);
+    if (c.spf)
+      m.spf_result("pass", m.sender);
+    else
+      m.dkim_result("pass", c.identity);
     run(p, s, m);
     EXPECT_EQ(dmarc_result(s), c.aligned ? "pass" : "fail");
   }
