@@ -6,15 +6,17 @@
 #include <memory>
 
 #include "chain/call_context.h"
-#include "chain/counters.h"
 #include "log/log.h"
 #include "spool/spool.h"
+#include "store/clock.h"
+#include "store/memory_store.h"
+#include "store/store.h"
 
 namespace mailgate::chain {
 namespace {
 
 HostEnvironment g_env;
-std::unique_ptr<MemoryCounterStore> g_default_counters;
+std::unique_ptr<store::MemoryStore> g_default_counters;
 thread_local const char* t_plugin_name = nullptr;
 
 CallContext* ctx(mg_session* s) { return CallContext::from(s); }
@@ -388,12 +390,77 @@ int h_policy_lookup(const char* table, const char* key, char* buf, size_t buflen
   return 1;
 }
 
-int h_counter_add(const char* key, int64_t delta, uint32_t window_ms, int64_t* value) {
-  if (key == nullptr || value == nullptr) return -1;
-  CounterStore* store = g_env.counters != nullptr ? g_env.counters : g_default_counters.get();
-  if (store == nullptr) return -1;
-  return store->add(key, delta, window_ms, value) ? 0 : -1;
+store::Store* current_store() {
+  return g_env.counters != nullptr ? g_env.counters : g_default_counters.get();
 }
+
+const store::Clock& current_clock() {
+  return g_env.clock != nullptr ? *g_env.clock : store::SystemClock::instance();
+}
+
+constexpr size_t kMaxStoreKey = 512;
+constexpr size_t kMaxStoreValue = 64 * 1024;
+
+bool usable_key(const char* key) {
+  return key != nullptr && key[0] != 0 && std::strlen(key) <= kMaxStoreKey;
+}
+
+int h_counter_add(const char* key, int64_t delta, uint32_t window_ms, int64_t* value) {
+  if (!usable_key(key) || value == nullptr) return -1;
+  store::Store* s = current_store();
+  if (s == nullptr) return -1;
+  std::optional<int64_t> sum = s->counter_add(key, delta, window_ms);
+  if (!sum) return -1;
+  *value = *sum;
+  return 0;
+}
+
+// --- 1.2 ------------------------------------------------------------------------------------
+
+uint64_t h_now_ms() { return static_cast<uint64_t>(current_clock().now_ms()); }
+
+int h_rate_limit(const char* key, uint32_t rate, uint32_t period_ms, uint32_t burst,
+                 uint32_t cost, int dry_run, uint32_t* retry_after_ms) {
+  if (!usable_key(key) || rate == 0 || period_ms == 0) return -1;
+  store::Store* s = current_store();
+  if (s == nullptr) return -1;
+  auto d = s->rate(key, store::RateSpec{rate, period_ms, burst}, cost, dry_run != 0);
+  if (!d) return -1;
+  if (retry_after_ms != nullptr) *retry_after_ms = d->allowed ? 0 : d->retry_after_ms;
+  return d->allowed ? 1 : 0;
+}
+
+int h_kv_get(const char* key, char* buf, size_t buflen) {
+  if (!usable_key(key)) return -1;
+  store::Store* s = current_store();
+  if (s == nullptr) return -1;
+  auto r = s->get(key);
+  if (!r) return -1;
+  if (!r->has_value()) return 0;
+  if (buf != nullptr && buflen > 0) {
+    size_t n = std::min((*r)->size(), buflen - 1);
+    std::memcpy(buf, (*r)->data(), n);
+    buf[n] = 0;
+  }
+  return 1;
+}
+
+int h_kv_set(const char* key, const char* value, uint32_t ttl_ms, int only_if_absent) {
+  if (!usable_key(key) || value == nullptr || std::strlen(value) > kMaxStoreValue) return -1;
+  store::Store* s = current_store();
+  if (s == nullptr) return -1;
+  switch (s->set(key, value, ttl_ms, only_if_absent != 0)) {
+    case store::SetResult::kStored:
+      return 1;
+    case store::SetResult::kExists:
+      return 0;
+    case store::SetResult::kUnavailable:
+      return -1;
+  }
+  return -1;
+}
+
+int h_store_fail_mode() { return g_env.store_fail_open ? MG_STORE_FAIL_OPEN : MG_STORE_FAIL_TEMPFAIL; }
 
 // An RFC 8601 method or result keyword as plugins give it: [a-z0-9_.-]+, at most 64.
 bool auth_keyword(const char* text) {
@@ -470,19 +537,22 @@ const mg_host kHost = {
     // 1.1
     h_header_raw_at, h_auth_result_add,
     h_auth_result_count, h_auth_result_at,
+    // 1.2
+    h_now_ms, h_rate_limit, h_kv_get, h_kv_set, h_store_fail_mode,
 };
 
 }  // namespace
 
 void set_host_environment(HostEnvironment env) {
   g_env = std::move(env);
-  if (g_env.counters == nullptr && !g_default_counters)
-    g_default_counters = std::make_unique<MemoryCounterStore>();
+  // A fresh default store, on the (possibly new) clock.
+  if (g_env.counters == nullptr)
+    g_default_counters = std::make_unique<store::MemoryStore>(current_clock());
 }
 
 const mg_host* host_table() {
   if (g_env.counters == nullptr && !g_default_counters)
-    g_default_counters = std::make_unique<MemoryCounterStore>();
+    g_default_counters = std::make_unique<store::MemoryStore>(current_clock());
   return &kHost;
 }
 

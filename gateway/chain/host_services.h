@@ -1,6 +1,7 @@
 // chain/host_services.h — the mg_host table: every service the SDK promises plugins.
 // Owns: the process-wide host table and the environment behind it (policy lookups, DNS,
-// counters), which the daemon (or mailgatectl) installs once at start-up.
+// the store of counters, rate limits and records with its clock), which the daemon (or
+// mailgatectl) installs once at start-up.
 // Must not touch: the session's own state except through TxContext/CallContext.
 // Threading: host functions are called from I/O threads and plugin workers; they lock the
 // transaction's mutex for transaction data. The environment is set before any plugin loads.
@@ -14,9 +15,12 @@
 
 #include "mailgate/plugin.h"
 
-namespace mailgate::chain {
+namespace mailgate::store {
+class Clock;
+class Store;
+}  // namespace mailgate::store
 
-class CounterStore;
+namespace mailgate::chain {
 
 // A DNS answer in neutral form, produced by the daemon's resolver.
 struct DnsAnswer {
@@ -35,8 +39,13 @@ struct HostEnvironment {
   std::function<bool(std::string_view table, std::string_view key, std::string* value)> policy;
   // Blocking DNS query through the caching resolver; empty = DNS unavailable.
   std::function<DnsAnswer(const std::string& name, mg_dns_type type)> dns;
-  // Shared counters; nullptr = an in-process store is created.
-  CounterStore* counters = nullptr;
+  // Counters, rate limits and records (store/store.h); nullptr = an in-memory store on `clock`
+  // is created. Not owned.
+  store::Store* counters = nullptr;
+  // The clock behind now_ms() (and the default store); nullptr = the system clock. Not owned.
+  const store::Clock* clock = nullptr;
+  // What store_fail_mode() answers: --redis_fail_mode=open.
+  bool store_fail_open = false;
 };
 
 // Installs the environment. Call once before loading plugins (not thread-safe against

@@ -277,8 +277,10 @@ class FakeHost {
     policy_.clear();
   }
 
-  // --- counters (fixed windows on a fake clock) --------------------------------------------
-  // When false, counter_add() fails as with an unreachable Redis.
+  // --- the store: counters (fixed windows), rate limits (GCRA) and records (ABI 1.2), all on
+  // a fake clock that only moves when the test says so -----------------------------------------
+  // When false, counter_add(), rate_limit(), kv_get() and kv_set() fail as with an unreachable
+  // Redis.
   void set_counters_available(bool available) {
     std::lock_guard<std::mutex> lock(mu_);
     counters_available_ = available;
@@ -290,10 +292,39 @@ class FakeHost {
     if (it == counters_.end() || expired(it->second)) return 0;
     return it->second.value;
   }
-  // Moves the fake clock; counters whose window has passed start again from 0.
+  // Moves the fake clock; counters whose window has passed start again from 0, records whose
+  // time to live has passed are gone, rate limits regain room.
   void advance_time_ms(std::uint64_t ms) {
     std::lock_guard<std::mutex> lock(mu_);
     now_ms_ += ms;
+  }
+  // The fake clock (what now_ms() answers): milliseconds since the epoch, starting at
+  // 2026-01-01 00:00:00 UTC.
+  std::uint64_t now_ms() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return now_ms_;
+  }
+  void set_time_ms(std::uint64_t ms) {
+    std::lock_guard<std::mutex> lock(mu_);
+    now_ms_ = ms;
+  }
+  // The live record at `key` (as kv_get() would see it), nullopt when none.
+  std::optional<std::string> record(std::string_view key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = records_.find(std::string(key));
+    if (it == records_.end() || (it->second.expires_ms != 0 && it->second.expires_ms <= now_ms_))
+      return std::nullopt;
+    return it->second.value;
+  }
+  // What store_fail_mode() answers (MG_STORE_FAIL_TEMPFAIL unless set).
+  void set_store_fail_mode(int mode) {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_fail_mode_ = mode;
+  }
+  // Every rate_limit() call, in order: "key cost" plus " dry" for dry runs.
+  std::vector<std::string> rate_calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return rate_calls_;
   }
 
   // --- logs and contract violations ----------------------------------------------------------
@@ -376,7 +407,15 @@ class FakeHost {
   std::map<std::pair<std::string, std::string>, std::string> policy_;
   std::map<std::string, Counter> counters_;
   bool counters_available_ = true;
-  std::uint64_t now_ms_ = 0;
+  std::uint64_t now_ms_ = 1'767'225'600'000;
+  struct Record {
+    std::string value;
+    std::uint64_t expires_ms = 0;  // 0: never
+  };
+  std::map<std::string, Record> records_;
+  std::map<std::string, std::int64_t> rate_tat_us_;  // GCRA theoretical arrival times
+  std::vector<std::string> rate_calls_;
+  int store_fail_mode_ = MG_STORE_FAIL_TEMPFAIL;
   std::vector<LogLine> logs_;
   std::vector<std::string> violations_;
   bool echo_ = false;
@@ -982,6 +1021,84 @@ struct Callbacks {
     if (value != nullptr) *value = c.value;
     return 0;
   }
+
+  static std::uint64_t now_ms() {
+    FakeHost* host = current_host();
+    if (host == nullptr) return 0;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    return host->now_ms_;
+  }
+
+  // GCRA, written here independently of the gateway's store/gcra.cc: the emission interval is
+  // period/rate (in microseconds), the tolerance burst intervals.
+  static int rate_limit(const char* key, std::uint32_t rate, std::uint32_t period_ms,
+                        std::uint32_t burst, std::uint32_t cost, int dry_run,
+                        std::uint32_t* retry_after_ms) {
+    FakeHost* host = current_host();
+    if (host == nullptr || key == nullptr) return -1;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    host->rate_calls_.push_back(std::string(key) + " " + std::to_string(cost) +
+                                (dry_run ? " dry" : ""));
+    if (!host->counters_available_ || rate == 0 || period_ms == 0) return -1;
+    const std::int64_t interval = std::max<std::int64_t>(1, std::int64_t{period_ms} * 1000 / rate);
+    const std::int64_t capacity = burst == 0 ? rate : burst;
+    const std::int64_t units = std::min<std::int64_t>(std::max<std::uint32_t>(cost, 1), capacity);
+    const std::int64_t now = static_cast<std::int64_t>(host->now_ms_) * 1000;
+    auto it = host->rate_tat_us_.find(key);
+    const std::int64_t tat = it == host->rate_tat_us_.end() ? now : std::max(now, it->second);
+    const std::int64_t next = tat + interval * units;
+    if (next - interval * capacity > now) {
+      if (retry_after_ms != nullptr)
+        *retry_after_ms = static_cast<std::uint32_t>((next - interval * capacity - now + 999) / 1000);
+      return 0;
+    }
+    if (!dry_run) host->rate_tat_us_[key] = next;
+    if (retry_after_ms != nullptr) *retry_after_ms = 0;
+    return 1;
+  }
+
+  static int kv_get(const char* key, char* buf, std::size_t buflen) {
+    FakeHost* host = current_host();
+    if (host == nullptr || key == nullptr) return -1;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    if (!host->counters_available_) return -1;
+    auto it = host->records_.find(key);
+    if (it == host->records_.end()) return 0;
+    if (it->second.expires_ms != 0 && it->second.expires_ms <= host->now_ms_) {
+      host->records_.erase(it);
+      return 0;
+    }
+    if (buf != nullptr && buflen > 0) {
+      const std::size_t n = std::min(buflen - 1, it->second.value.size());
+      std::memcpy(buf, it->second.value.data(), n);
+      buf[n] = '\0';
+    }
+    return 1;
+  }
+
+  static int kv_set(const char* key, const char* value, std::uint32_t ttl_ms, int only_if_absent) {
+    FakeHost* host = current_host();
+    if (host == nullptr || key == nullptr || value == nullptr) return -1;
+    if (std::strlen(key) > 512 || std::strlen(value) > 65536) {
+      host->violation("kv_set: key longer than 512 bytes or value longer than 64 KiB");
+      return -1;
+    }
+    std::lock_guard<std::mutex> lock(host->mu_);
+    if (!host->counters_available_) return -1;
+    auto it = host->records_.find(key);
+    const bool live = it != host->records_.end() &&
+                      (it->second.expires_ms == 0 || it->second.expires_ms > host->now_ms_);
+    if (only_if_absent && live) return 0;
+    host->records_[key] = FakeHost::Record{value, ttl_ms == 0 ? 0 : host->now_ms_ + ttl_ms};
+    return 1;
+  }
+
+  static int store_fail_mode() {
+    FakeHost* host = current_host();
+    if (host == nullptr) return MG_STORE_FAIL_TEMPFAIL;
+    std::lock_guard<std::mutex> lock(host->mu_);
+    return host->store_fail_mode_;
+  }
 };
 
 }  // namespace detail
@@ -1022,6 +1139,11 @@ inline FakeHost::FakeHost() {
   table_.auth_result_add = &C::auth_result_add;
   table_.auth_result_count = &C::auth_result_count;
   table_.auth_result_at = &C::auth_result_at;
+  table_.now_ms = &C::now_ms;
+  table_.rate_limit = &C::rate_limit;
+  table_.kv_get = &C::kv_get;
+  table_.kv_set = &C::kv_set;
+  table_.store_fail_mode = &C::store_fail_mode;
   previous_ = detail::current_host();
   detail::current_host() = this;
 }

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define MG_ABI_VERSION_MAJOR 1
-#define MG_ABI_VERSION_MINOR 1
+#define MG_ABI_VERSION_MINOR 2
 #define MG_ABI_VERSION ((uint32_t)((MG_ABI_VERSION_MAJOR << 16) | MG_ABI_VERSION_MINOR))
 #define MG_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MG_ABI_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -249,7 +249,43 @@ typedef struct mg_host {
    * when index >= auth_result_count(). */
   int (*auth_result_at)(mg_session *s, size_t index, const char **method, const char **result,
                         const char **reason, const char **properties);
+
+  /* ---- Added in ABI 1.2 (check with MG_HOST_HAS) ----
+   * Time, rate limits and expiring records, kept in the gateway's store: this process's memory
+   * (the default), or a Redis server that every gateway pointed at it shares (--redis), so
+   * limits hold across gateways. Keys are free text up to 512 bytes, in one namespace shared by
+   * all plugins: start them with your plugin's name. Rate states, records and counter_add()
+   * counters are separate namespaces. With Redis a call blocks for at most --redis_timeout_ms:
+   * call these from plugins without MG_PLUGIN_NONBLOCKING. A call returns -1 when the store is
+   * unavailable (Redis down, stopped or slow); the plugin then applies its fail mode, by
+   * default the one the admin chose for the gateway (store_fail_mode()). */
+
+  /* The gateway's clock, milliseconds since the Unix epoch. Compare times kept in records with
+   * this one (not the system clock): tests move it, and so stay exact. */
+  uint64_t (*now_ms)(void);
+  /* One step of the Generic Cell Rate Algorithm for `key`: `rate` units per `period_ms`, at
+   * most `burst` at once (0 = rate). Returns 1 when `cost` units may pass now (and spends them
+   * unless dry_run), 0 when limited (then *retry_after_ms, when not NULL, says how long until
+   * the same cost would pass), -1 when the store is unavailable or rate/period_ms is 0. A cost
+   * above the burst counts as the burst (it passes only when nothing was spent recently).
+   * Dry runs let a plugin ask several limits and spend on each only when all of them allow. */
+  int (*rate_limit)(const char *key, uint32_t rate, uint32_t period_ms, uint32_t burst,
+                    uint32_t cost, int dry_run, uint32_t *retry_after_ms);
+  /* The live record at `key`: returns 1 and writes its value (NUL-terminated, truncated to
+   * buflen) when there is one, 0 when there is none (or it expired), -1 when unavailable. */
+  int (*kv_get)(const char *key, char *buf, size_t buflen);
+  /* Writes `value` (up to 64 KiB) at `key` for ttl_ms milliseconds (0 = no expiry). With
+   * only_if_absent, writes only when no live record is there. Returns 1 when written, 0 when
+   * only_if_absent found a record, -1 when unavailable (or the key or value is too long). */
+  int (*kv_set)(const char *key, const char *value, uint32_t ttl_ms, int only_if_absent);
+  /* What the admin wants plugins to do when the calls above return -1 (--redis_fail_mode):
+   * MG_STORE_FAIL_OPEN (go on without the check) or MG_STORE_FAIL_TEMPFAIL (answer 4xx). */
+  int (*store_fail_mode)(void);
 } mg_host;
+
+/* Values of host->store_fail_mode(). */
+#define MG_STORE_FAIL_OPEN 0
+#define MG_STORE_FAIL_TEMPFAIL 1
 
 /* True when the host table has member `member` (added in a later minor version). */
 #define MG_HOST_HAS(host, member) \

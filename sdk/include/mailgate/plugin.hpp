@@ -449,6 +449,25 @@ class Session {
   mg_session* session_;
 };
 
+// A rate_limit() answer.
+struct RateLimitResult {
+  bool allowed;
+  std::uint32_t retry_after_ms;  // when limited: how long until the same cost would pass
+};
+
+// What kv_set() did.
+enum class KvSetResult {
+  kStored,       // written
+  kExists,       // only_if_absent and a live record was there: nothing written
+  kUnavailable,  // the store could not be reached
+};
+
+// What the admin wants when the store is unavailable (mg_host.store_fail_mode).
+enum class StoreFailMode {
+  kOpen,      // go on without the check
+  kTempFail,  // answer 4xx, so the client retries
+};
+
 // What the plugin's constructor receives.
 struct PluginContext {
   const mg_host* host;
@@ -515,6 +534,59 @@ class Plugin {
     if (host_->counter_add(detail::CString(key).c_str(), delta, window_ms, &value) != 0)
       return std::nullopt;
     return value;
+  }
+
+  // --- ABI 1.2: the gateway's clock, rate limits and expiring records (mailgate/plugin.h) ---
+  // In memory or in Redis shared by several gateways; with Redis a call blocks for at most
+  // --redis_timeout_ms. nullopt / kUnavailable when the store is unavailable: then apply your
+  // fail mode, by default store_fail_mode().
+  // True when the host offers them (a gateway of ABI 1.2 or later).
+  bool has_store_services() const noexcept { return MG_HOST_HAS(host_, store_fail_mode); }
+  // The gateway's clock in milliseconds since the Unix epoch (0 from an older host).
+  std::uint64_t now_ms() const { return MG_HOST_HAS(host_, now_ms) ? host_->now_ms() : 0; }
+  // One GCRA step: `rate` units per `period_ms`, bursts of `burst` (0 = rate). With dry_run the
+  // state is not changed.
+  std::optional<RateLimitResult> rate_limit(std::string_view key, std::uint32_t rate,
+                                            std::uint32_t period_ms, std::uint32_t burst = 0,
+                                            std::uint32_t cost = 1, bool dry_run = false) const {
+    if (!MG_HOST_HAS(host_, rate_limit)) return std::nullopt;
+    std::uint32_t retry = 0;
+    const int r = host_->rate_limit(detail::CString(key).c_str(), rate, period_ms, burst, cost,
+                                    dry_run ? 1 : 0, &retry);
+    if (r < 0) return std::nullopt;
+    return RateLimitResult{r == 1, r == 1 ? 0 : retry};
+  }
+  // The live record at `key`: outer nullopt when unavailable, inner nullopt when absent.
+  std::optional<std::optional<std::string>> kv_get(std::string_view key) const {
+    if (!MG_HOST_HAS(host_, kv_get)) return std::nullopt;
+    detail::CString key_c(key);
+    // The host truncates to the buffer: grow until the value fits (values are at most 64 KiB).
+    for (std::size_t size = 512;; size *= 4) {
+      std::string buf(size, '\0');
+      const int r = host_->kv_get(key_c.c_str(), buf.data(), buf.size());
+      if (r < 0) return std::nullopt;
+      if (r == 0) return std::optional<std::string>();
+      const std::size_t len = std::strlen(buf.c_str());
+      if (len + 1 < size || size > (1u << 17)) {
+        buf.resize(len);
+        return std::optional<std::string>(std::move(buf));
+      }
+    }
+  }
+  // Writes a record for ttl_ms (0 = no expiry); with only_if_absent, only when none is live.
+  KvSetResult kv_set(std::string_view key, std::string_view value, std::uint32_t ttl_ms,
+                     bool only_if_absent = false) const {
+    if (!MG_HOST_HAS(host_, kv_set)) return KvSetResult::kUnavailable;
+    const int r = host_->kv_set(detail::CString(key).c_str(), detail::CString(value).c_str(),
+                                ttl_ms, only_if_absent ? 1 : 0);
+    return r == 1 ? KvSetResult::kStored : r == 0 ? KvSetResult::kExists : KvSetResult::kUnavailable;
+  }
+  // The admin's choice (--redis_fail_mode) for when the store is unavailable; kTempFail from an
+  // older host.
+  StoreFailMode store_fail_mode() const {
+    if (!MG_HOST_HAS(host_, store_fail_mode)) return StoreFailMode::kTempFail;
+    return host_->store_fail_mode() == MG_STORE_FAIL_OPEN ? StoreFailMode::kOpen
+                                                          : StoreFailMode::kTempFail;
   }
 
  private:

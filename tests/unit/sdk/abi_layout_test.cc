@@ -1,4 +1,4 @@
-// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.1).
+// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.2).
 //
 // Every public struct's size, every member's offset and type, every enum value and the version
 // macros are fixed here by static_asserts, so an accidental ABI change fails the build instead
@@ -20,8 +20,8 @@ namespace {
 
 // --- versions and the entry symbol ---------------------------------------------------------------
 static_assert(MG_ABI_VERSION_MAJOR == 1);
-static_assert(MG_ABI_VERSION_MINOR == 1);
-static_assert(MG_ABI_VERSION == 0x00010001u);
+static_assert(MG_ABI_VERSION_MINOR == 2);
+static_assert(MG_ABI_VERSION == 0x00010002u);
 static_assert(MG_ABI_MAJOR(0x00020003u) == 2 && MG_ABI_MINOR(0x00020003u) == 3);
 static_assert(std::is_same_v<decltype(MG_ABI_VERSION), std::uint32_t>);
 static_assert(MG_PLUGIN_NONBLOCKING == 0x1u);
@@ -138,6 +138,13 @@ MG_PIN_TYPE(mg_host, auth_result_add,
 MG_PIN_TYPE(mg_host, auth_result_count, size_t (*)(mg_session *));
 MG_PIN_TYPE(mg_host, auth_result_at, int (*)(mg_session *, size_t, const char **, const char **,
                                              const char **, const char **));
+// 1.2
+MG_PIN_TYPE(mg_host, now_ms, uint64_t (*)(void));
+MG_PIN_TYPE(mg_host, rate_limit,
+            int (*)(const char *, uint32_t, uint32_t, uint32_t, uint32_t, int, uint32_t *));
+MG_PIN_TYPE(mg_host, kv_get, int (*)(const char *, char *, size_t));
+MG_PIN_TYPE(mg_host, kv_set, int (*)(const char *, const char *, uint32_t, int));
+MG_PIN_TYPE(mg_host, store_fail_mode, int (*)(void));
 MG_PIN_TYPE(mg_plugin, struct_size, uint32_t);
 MG_PIN_TYPE(mg_plugin, abi_version, uint32_t);
 MG_PIN_TYPE(mg_plugin, name, const char *);
@@ -172,7 +179,7 @@ static_assert(offsetof(mg_dns_result, secure) == 8);
 static_assert(offsetof(mg_dns_result, count) == 16);
 static_assert(offsetof(mg_dns_result, records) == 24);
 
-static_assert(sizeof(mg_host) == 264 && alignof(mg_host) == 8);
+static_assert(sizeof(mg_host) == 304 && alignof(mg_host) == 8);
 static_assert(offsetof(mg_host, struct_size) == 0);
 static_assert(offsetof(mg_host, abi_version) == 4);
 static_assert(offsetof(mg_host, log) == 8);
@@ -207,6 +214,12 @@ static_assert(offsetof(mg_host, header_raw_at) == 232);
 static_assert(offsetof(mg_host, auth_result_add) == 240);
 static_assert(offsetof(mg_host, auth_result_count) == 248);
 static_assert(offsetof(mg_host, auth_result_at) == 256);
+static_assert(offsetof(mg_host, now_ms) == 264);
+static_assert(offsetof(mg_host, rate_limit) == 272);
+static_assert(offsetof(mg_host, kv_get) == 280);
+static_assert(offsetof(mg_host, kv_set) == 288);
+static_assert(offsetof(mg_host, store_fail_mode) == 296);
+static_assert(MG_STORE_FAIL_OPEN == 0 && MG_STORE_FAIL_TEMPFAIL == 1);
 
 static_assert(sizeof(mg_plugin) == 136 && alignof(mg_plugin) == 8);
 static_assert(offsetof(mg_plugin, struct_size) == 0);
@@ -244,6 +257,10 @@ TEST(AbiLayout, HostHasChecksTheTablesOwnSize) {
   EXPECT_TRUE(MG_HOST_HAS(&host, counter_add));
   EXPECT_FALSE(MG_HOST_HAS(&host, header_raw_at));
   EXPECT_FALSE(MG_HOST_HAS(&host, auth_result_at));
+  host.struct_size = offsetof(mg_host, auth_result_at) + sizeof(host.auth_result_at);  // 1.1
+  EXPECT_TRUE(MG_HOST_HAS(&host, auth_result_at));
+  EXPECT_FALSE(MG_HOST_HAS(&host, now_ms));
+  EXPECT_FALSE(MG_HOST_HAS(&host, store_fail_mode));
 }
 
 TEST(AbiLayout, VersionMacrosSplitMajorAndMinor) {
