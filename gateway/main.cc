@@ -13,6 +13,7 @@
 #include "server/plugin_host.h"
 #include "server/server.h"
 #include "spool/spool.h"
+#include "store/store_flags.h"
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
@@ -50,7 +51,13 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  auto store_config = mailgate::store::config_from_flags();
+  if (!store_config) {
+    std::fprintf(stderr, "mailgate: %s\n", store_config.error().c_str());
+    return 2;
+  }
   mailgate::server::PluginHostOptions host_options;
+  host_options.store = *store_config;
   host_options.policy_db = config->policy_db;
   host_options.plugin_dir = config->plugin_dir;
   host_options.worker_threads = config->plugin_threads;

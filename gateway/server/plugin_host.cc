@@ -40,7 +40,10 @@ Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostO
     MG_LOG_INFO("created policy database {} (schema version {})", o.policy_db,
                 created->to_version);
 
+  host->counters_ = store::make_store(o.store, store::SystemClock::instance());
   chain::HostEnvironment env;
+  env.counters = host->counters_.get();
+  env.store_fail_open = o.store.fail_open;
   dns::Resolver* resolver_ptr = host->resolver_.get();
   env.dns = [resolver_ptr](const std::string& name, mg_dns_type type) {
     return to_answer(resolver_ptr->resolve(name, static_cast<dns::RRType>(type)));

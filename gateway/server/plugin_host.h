@@ -1,7 +1,8 @@
 // server/plugin_host.h — the daemon's plugin machinery in one place: the policy store (with
-// its file watcher), the DNS resolver behind the SDK's dns_query, the worker pool for
-// blocking plugins, and the current plugin chain of every listener profile, rebuilt whenever
-// a new policy snapshot arrives.
+// its file watcher), the DNS resolver behind the SDK's dns_query, the counter store (memory
+// or Redis) behind counter_add/rate_limit/kv_*, the worker pool for blocking plugins, and the
+// current plugin chain of every listener profile, rebuilt whenever a new policy snapshot
+// arrives.
 // Owns: those objects and the glue between policy rows and chain specs.
 // Must not touch: sessions (they ask chain_for() once, at connect) or the SMTP protocol.
 // Threading: chain_for() and reload() from any thread; rebuilds run on the policy watcher
@@ -17,6 +18,7 @@
 #include "chain/chain.h"
 #include "dns/resolver_config.h"
 #include "smtp/session.h"
+#include "store/store_config.h"
 #include "util/expected.h"
 
 namespace mailgate::dns {
@@ -37,6 +39,7 @@ struct PluginHostOptions {
   size_t worker_queue = 1024;
   dns::ResolverConfig dns;
   std::chrono::milliseconds policy_poll{1000};
+  store::StoreConfig store;  // counters, rate limits, records: memory or Redis
 };
 
 class PluginHost {
@@ -60,6 +63,7 @@ class PluginHost {
 
   PluginHostOptions options_;
   std::unique_ptr<dns::Resolver> resolver_;
+  std::unique_ptr<store::Store> counters_;
   std::unique_ptr<chain::WorkerPool> pool_;
   chain::PluginCache cache_;
   mutable std::mutex mu_;
