@@ -343,7 +343,8 @@ class Dmarc final : public mailgate::Plugin {
                           (rec.sp != '\0' ? std::string(" sp=") + dm::policy_name(rec.sp) : "") +
                           " dis=" + dm::policy_name(applied),
                       "header.from=" + domain);
-    s.log(LogLevel::kInfo, "dmarc: result=" + v.result + " " + detail);
+    s.log(LogLevel::kInfo, "dmarc: result=" + v.result + " " + detail +
+                               (discovery.problem.empty() ? "" : " (" + discovery.problem + ")"));
     record(s, row);
 
     if (applied == 'q') {

@@ -167,6 +167,17 @@ Discovery discover_policy(const std::string& from_domain, const PublicSuffixList
   }
   const std::string error = parse_record(text, where, d.record);
   if (!error.empty()) {
+    // Section 6.6.3: a record without a valid p= (or with a bad sp=) that names a reporting
+    // URI is treated as "v=DMARC1; p=none" with that rua=, so its owner still gets reports.
+    bool has_rua = false;
+    const std::string rua = tag_value(text, "rua", has_rua);
+    if (has_rua && rua.find("mailto:") != std::string::npos &&
+        parse_record("v=DMARC1; p=none; rua=" + rua, where, d.record).empty()) {
+      d.record.text = text;
+      d.status = Discovery::Status::kFound;
+      d.problem = "bad DMARC record at _dmarc." + where + " (" + error + "), read as p=none";
+      return d;
+    }
     d.status = Discovery::Status::kPermError;
     d.record.domain = where;
     d.record.text = text;

@@ -100,6 +100,57 @@ class DmarcTest : public ::testing::Test {
   FakeHost host;
 };
 
+// A history database in a fresh directory, read back with SQLite.
+class TempDb {
+ public:
+  TempDb() {
+    char dir[] = "/tmp/dmarc_test_XXXXXX";
+    if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = dir;
+    path_ = dir_ + "/history.db";
+  }
+  ~TempDb() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path_ + suffix).c_str());
+    rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+  // Every row of dmarc_history as column → text maps, in id order.
+  std::vector<std::map<std::string, std::string>> rows() const {
+    std::vector<std::map<std::string, std::string>> out;
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+      sqlite3_close(db);
+      return out;
+    }
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT * FROM dmarc_history ORDER BY id", -1, &st, nullptr) ==
+        SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        std::map<std::string, std::string> row;
+        for (int i = 0; i < sqlite3_column_count(st); ++i) {
+          const unsigned char* v = sqlite3_column_text(st, i);
+          row[sqlite3_column_name(st, i)] = v != nullptr ? reinterpret_cast<const char*>(v) : "";
+        }
+        out.push_back(std::move(row));
+      }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+  void exec(const char* sql) const {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+    sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
 // --- the descriptor and the settings ------------------------------------------------------
 
 TEST_F(DmarcTest, DescriptorIsBlockingWithEomOnly) {
@@ -377,7 +428,7 @@ TEST_F(DmarcTest, OnlyRecordsStartingWithVDmarc1CountAndSeveralAreNone) {
 
 TEST_F(DmarcTest, BadRecordIsPermerrorWithoutAction) {
   record("example.com", "v=DMARC1; p=bogus");
-  record("nop.test", "v=DMARC1; rua=mailto:r@nop.test");
+  record("nop.test", "v=DMARC1; adkim=s");
   LoadedPlugin p = load(host);
   {
     FakeSession s(host);
@@ -392,6 +443,29 @@ TEST_F(DmarcTest, BadRecordIsPermerrorWithoutAction) {
     EXPECT_EQ(run(p, s, m), MG_CONTINUE);
     EXPECT_EQ(dmarc_result(s), "permerror");
   }
+}
+
+TEST_F(DmarcTest, BadRecordWithReportingUriIsReadAsPNone) {
+  TempDb db;
+  record("example.com", "v=DMARC1; p=rejekt; rua=mailto:agg@example.com");
+  record("nop.test", "v=DMARC1; rua=mailto:r@nop.test");
+  LoadedPlugin p = load(host, R"({"history_db": ")" + db.path() + R"("})");
+  for (const char* from : {"x@example.com", "x@nop.test"}) {
+    SCOPED_TRACE(from);
+    FakeSession s(host);
+    Message m;
+    m.from = {from};
+    EXPECT_EQ(run(p, s, m), MG_CONTINUE);
+    EXPECT_EQ(dmarc_result(s), "fail");
+    EXPECT_EQ(dmarc_symbol(s), "DMARC_FAIL_NONE");
+    EXPECT_EQ(s.auth_result("dmarc")->reason, "p=none dis=none");
+    EXPECT_TRUE(s.logged("read as p=none"));
+  }
+  const auto rows = db.rows();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at("record"), "v=DMARC1; p=rejekt; rua=mailto:agg@example.com");
+  EXPECT_EQ(rows[0].at("p"), "none");
+  EXPECT_EQ(rows[0].at("rua"), "mailto:agg@example.com");
 }
 
 TEST_F(DmarcTest, DnsTemporaryFailureTempfailsWhenSet) {
@@ -627,56 +701,6 @@ TEST_F(DmarcTest, RelayNetworksAndAuthenticatedClientsAreNotChecked) {
 }
 
 // --- the history database -----------------------------------------------------------------
-
-class TempDb {
- public:
-  TempDb() {
-    char dir[] = "/tmp/dmarc_test_XXXXXX";
-    if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = dir;
-    path_ = dir_ + "/history.db";
-  }
-  ~TempDb() {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path_ + suffix).c_str());
-    rmdir(dir_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
-  // Every row of dmarc_history as column → text maps, in id order.
-  std::vector<std::map<std::string, std::string>> rows() const {
-    std::vector<std::map<std::string, std::string>> out;
-    sqlite3* db = nullptr;
-    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      sqlite3_close(db);
-      return out;
-    }
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT * FROM dmarc_history ORDER BY id", -1, &st, nullptr) ==
-        SQLITE_OK) {
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        std::map<std::string, std::string> row;
-        for (int i = 0; i < sqlite3_column_count(st); ++i) {
-          const unsigned char* v = sqlite3_column_text(st, i);
-          row[sqlite3_column_name(st, i)] = v != nullptr ? reinterpret_cast<const char*>(v) : "";
-        }
-        out.push_back(std::move(row));
-      }
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-  }
-  void exec(const char* sql) const {
-    sqlite3* db = nullptr;
-    sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
-    sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-  }
-
- private:
-  std::string dir_;
-  std::string path_;
-};
 
 TEST_F(DmarcTest, HistoryRowsHoldWhatAnAggregateReportNeeds) {
   TempDb db;
