@@ -46,6 +46,13 @@ int run_dkim_record(Context& ctx, const Args& args);
 int run_dkim_enable(Context& ctx, const Args& args);
 int run_dkim_disable(Context& ctx, const Args& args);
 int run_dkim_remove(Context& ctx, const Args& args);
+// ratelimit_commands.cc: rate limits (ratelimits, ratelimit_exemptions)
+int run_ratelimit_add(Context& ctx, const Args& args);
+int run_ratelimit_remove(Context& ctx, const Args& args);
+int run_ratelimit_list(Context& ctx, const Args& args);
+int run_ratelimit_exempt(Context& ctx, const Args& args);
+int run_ratelimit_unexempt(Context& ctx, const Args& args);
+int run_ratelimit_exemptions(Context& ctx, const Args& args);
 // check_command.cc: run the chain over a message (exit 3 reject, 4 tempfail, 5 discard)
 int run_check(Context& ctx, const Args& args);
 
