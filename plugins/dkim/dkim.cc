@@ -27,6 +27,7 @@
 // concurrent handles on one library handle); each message gets its own DKIM handle, and the
 // key lookup finds the session through the handle's user context.
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <mailgate/plugin.hpp>
@@ -91,8 +92,18 @@ struct SigResult {
   unsigned int bits = 0;
   std::string result;     // RFC 8601 result: pass, fail, policy, neutral, temperror, permerror
   std::string reason;     // empty for pass
+  std::string b_prefix;   // the first 8 characters of b= (RFC 6008 header.b)
   bool sha1 = false;
   bool weak_key = false;
+
+  // Properties of the RFC 8601 resinfo: the signing domain, selector, algorithm and header.b.
+  std::string properties() const {
+    std::string p = "header.d=" + (domain.empty() ? std::string("(none)") : domain);
+    if (!selector.empty()) p += " header.s=" + selector;
+    if (algorithm != "unknown") p += " header.a=" + algorithm;
+    if (!b_prefix.empty()) p += " header.b=" + b_prefix;
+    return p;
+  }
 
   std::string detail() const {
     std::string d = "d=" + (domain.empty() ? std::string("(none)") : domain) +
@@ -108,7 +119,7 @@ struct SigResult {
 std::string sanitized(std::string_view text) {
   std::string out;
   for (char c : text) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '"' || c == ';') continue;
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '"' || c == ';') continue;
     out += c;
   }
   return out;
@@ -251,6 +262,7 @@ class Dkim final : public mailgate::Plugin {
       if (is_signature_field(h.name)) ++signature_fields;
     if (signature_fields == 0) {
       s.add_symbol("DKIM_NONE", scores_.none, "no DKIM-Signature");
+      s.add_auth_result("dkim", "none", "message not signed");
       s.log(LogLevel::kInfo, "dkim: result=none signatures=0");
       return Action::kContinue;
     }
@@ -280,6 +292,7 @@ class Dkim final : public mailgate::Plugin {
       to += what;
     };
     for (const SigResult& r : results) {
+      s.add_auth_result("dkim", r.result, r.reason, r.properties());
       append(details[static_cast<std::size_t>(r.outcome)], r.detail());
       if (r.sha1) append(sha1_detail, r.detail());
       if (r.weak_key) append(weak_detail, r.detail());
@@ -335,8 +348,14 @@ class Dkim final : public mailgate::Plugin {
 
     bool fed = true;
     std::string field;
-    for (const auto& h : headers) {
-      field.assign(h.name).append(": ").append(h.value);
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+      // The field's bytes as received (simple canonicalization needs them), without the CRLF
+      // that ends it; a host before ABI 1.1 gives name and value only.
+      const std::optional<std::string_view> raw = s.header_raw(i);
+      if (raw && raw->size() >= 2 && raw->substr(raw->size() - 2) == "\r\n")
+        field.assign(raw->substr(0, raw->size() - 2));
+      else
+        field.assign(headers[i].name).append(": ").append(headers[i].value);
       status = dkim_header(dkim.get(), reinterpret_cast<unsigned char*>(field.data()),
                            field.size());
       if (status != DKIM_STAT_OK) {
@@ -386,6 +405,11 @@ class Dkim final : public mailgate::Plugin {
       r.domain = sanitized(reinterpret_cast<const char*>(d));
     if (const unsigned char* sel = dkim_sig_getselector(sig))
       r.selector = sanitized(reinterpret_cast<const char*>(sel));
+    static unsigned char kB[] = "b";
+    if (const unsigned char* b = dkim_sig_gettagvalue(sig, false, kB)) {
+      for (const unsigned char* p = b; *p != 0 && r.b_prefix.size() < 8; ++p)
+        if (std::isalnum(*p) || *p == '+' || *p == '/') r.b_prefix += static_cast<char>(*p);
+    }
     dkim_alg_t alg = DKIM_SIGN_UNKNOWN;
     r.algorithm = "unknown";
     if (dkim_sig_getsignalg(sig, &alg) == DKIM_STAT_OK) {

@@ -11,7 +11,9 @@
 //           - MAIL FROM identity; for the null sender <> it is postmaster@HELO, the HELO
 //             result is reused.
 //         Symbols SPF_<RESULT> (MAIL FROM identity, scored) and SPF_HELO_<RESULT> (score 0),
-//         one log line per identity evaluated. MAIL itself is never refused.
+//         one log line per identity evaluated. MAIL itself is never refused. One "spf"
+//         authentication result (ABI 1.1) for the MAIL FROM identity: smtp.mailfrom=<sender>,
+//         or smtp.helo=<HELO> for the null sender; DMARC and authres read it.
 //   RCPT  the action for the MAIL FROM result, taken per recipient: the recipient domain's
 //         entry in "domains" overrides the global one. reject/tempfail refuse that recipient
 //         only (the transaction goes on with the others); accept lets it through.
@@ -243,6 +245,15 @@ class Spf final : public mailgate::Plugin {
     }
     const std::size_t r = static_cast<std::size_t>(tx->mailfrom.result);
     s.add_symbol(kSymbols[r], scores_[r], tx->mailfrom.sender + ": " + tx->mailfrom.comment);
+    // One result for the identity that counts (RFC 8601 section 2.7.2): MAIL FROM, or the HELO
+    // name for the null sender — what DMARC aligns and Authentication-Results shows.
+    const char* spf_result = name_of(tx->mailfrom.result);
+    if (sender.empty()) {
+      s.add_auth_result("spf", spf_result, {}, "smtp.helo=" + tx->helo_name);
+    } else if (!s.add_auth_result("spf", spf_result, {}, "smtp.mailfrom=" + std::string(sender))) {
+      // A quoted local part the header cannot carry (';'): the domain is what counts.
+      s.add_auth_result("spf", spf_result, {}, "smtp.mailfrom=" + domain_of(sender));
+    }
     s.set_data(std::move(tx));
     return Action::kContinue;
   }
