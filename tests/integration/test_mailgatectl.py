@@ -169,7 +169,7 @@ class InitTest(CtlCase):
         with sqlite3.connect(self.db) as c:
             c.execute("PRAGMA user_version = 99")
         self.refused("init", contains="policy database has schema version 99, newer than this "
-                                      "mailgate knows (1)")
+                                      f"mailgate knows ({LATEST})")
         self.assertEqual(self.rows("PRAGMA user_version"), [(99,)])
 
     def test_refuses_a_missing_directory(self):
@@ -197,7 +197,7 @@ class CommandLineTest(CtlCase):
         out = self.ok("policy", "plugin", "add", "--help")
         self.assertIn("--fail-mode MODE", out)
         self.assertIn("(required)", out)
-        self.assertIn("one of access, domain, network, plugin, settings",
+        self.assertIn("one of access, domain, network, plugin, ratelimit, settings",
                       self.ok("policy", "--help"))
 
     def test_unknown_command(self):
@@ -205,7 +205,7 @@ class CommandLineTest(CtlCase):
 
     def test_missing_subcommand(self):
         self.usage("policy", contains="policy: missing subcommand (one of: access, domain, "
-                                      "network, plugin, settings)")
+                                      "network, plugin, ratelimit, settings)")
         self.usage("policy", "domain", contains="policy domain: missing subcommand (one of: add, "
                                                 "list, remove)")
 

@@ -13,13 +13,25 @@ The gateway loading the example from the policy database is tested with the chai
 
 import ctypes
 import os
+import re
 import shutil
 import tempfile
 import unittest
 
 from mgtest.sdk import EXAMPLE_DIR, SOURCE_DIR, generator_args, launcher_args, run
 
-ABI_MAJOR, ABI_MINOR = 1, 0
+
+
+def _abi_from_header():
+    """MG_ABI_VERSION_MAJOR and _MINOR as sdk/include/mailgate/plugin.h defines them."""
+    with open(os.path.join(SOURCE_DIR, "sdk", "include", "mailgate", "plugin.h")) as f:
+        text = f.read()
+    major = re.search(r"#define MG_ABI_VERSION_MAJOR (\d+)", text)
+    minor = re.search(r"#define MG_ABI_VERSION_MINOR (\d+)", text)
+    return int(major.group(1)), int(minor.group(1))
+
+
+ABI_MAJOR, ABI_MINOR = _abi_from_header()
 ABI_VERSION = (ABI_MAJOR << 16) | ABI_MINOR
 MG_PLUGIN_NONBLOCKING = 0x1
 
