@@ -89,6 +89,21 @@ class OneGatewayTest(RateLimitCase):
         time.sleep(2.1)
         self.assertEqual(self.mail(gw, "127.0.0.2").code, 250)
 
+    def test_connections_refused_before_the_greeting(self):
+        gw = self.gateway(self.policy(
+            "INSERT INTO ratelimits (name, what, key, rate, period) "
+            "VALUES ('conn', 'connections', 'client_ip', 2, 3600)"))
+        for _ in range(2):
+            c = self.connect(gw, source_address=("127.0.0.2", 0))
+            self.assertEqual(c.greeting.code, 220, c.greeting)
+            c.quit()
+        c = self.connect(gw, source_address=("127.0.0.2", 0))
+        self.assertEqual((c.greeting.code, c.greeting.enhanced), (421, "4.7.1"), c.greeting)
+        self.assertIn("Rate limit 'conn' exceeded", c.greeting.text)
+        self.assertTrue(c.wait_closed())
+        c = self.connect(gw, source_address=("127.0.0.3", 0))
+        self.assertEqual(c.greeting.code, 220, c.greeting)
+
     def test_exempt_network_and_a_real_delivery(self):
         ctl = self.policy(
             "INSERT INTO ratelimits (name, what, key, rate, period) "

@@ -21,7 +21,6 @@ import unittest
 from mgtest.sdk import EXAMPLE_DIR, SOURCE_DIR, generator_args, launcher_args, run
 
 
-
 def _abi_from_header():
     """MG_ABI_VERSION_MAJOR and _MINOR as sdk/include/mailgate/plugin.h defines them."""
     with open(os.path.join(SOURCE_DIR, "sdk", "include", "mailgate", "plugin.h")) as f:

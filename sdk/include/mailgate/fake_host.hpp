@@ -2,7 +2,8 @@
 // network, no DNS server. Header-only, C++17; link with mailgate::fake_host (it adds libdl).
 //
 // Owns: FakeHost (one mg_host table whose every service is backed by memory the test scripts
-// and inspects: logs, policy rows, counters with a fake clock, DNS answers), FakeSession (one
+// and inspects: logs, policy rows, DNS answers, and the store — counters, rate limits, records —
+// on a fake clock that moves only when the test says so), FakeSession (one
 // session: items, MAIL parameters, recipients, headers, body, and what the plugin did —
 // reply, symbols, header and envelope edits, data slots), LoadedPlugin (a plugin obtained by
 // calling its entry point directly or by dlopen() of its .so, created with its settings), and
