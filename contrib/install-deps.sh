@@ -20,7 +20,7 @@ PACKAGES=(
   # data the plugins read (dmarc: the public suffix list)
   publicsuffix
   # tests
-  libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf python3-dkim
+  libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf python3-dkim python3-authres
   procps iproute2
 )
 

@@ -8,9 +8,9 @@ mgtest.dkimtool) for the From domain is delivered even though SPF fails (an alig
 is enough), with a history row holding what an aggregate report needs; an aligned SPF pass from
 a subdomain's author (relaxed alignment, organizational-domain fallback) is delivered; a
 p=quarantine failure is delivered with the X-Mailgate-DMARC header; with a DNS server that
-never answers and "tempfail_on_dns_error" the message is answered 451 4.7.1; and when the
-chain also has the Authentication-Results writer (authres.so built), the delivered messages
-carry dmarc=pass / dmarc=fail results.
+never answers and "tempfail_on_dns_error" the message is answered 451 4.7.1; and the
+Authentication-Results writer (authres, last in the chain) shows dmarc=pass / dmarc=fail on the
+delivered messages.
 
 libspf2 gives loopback clients a free pass, so, as in test_spf, the clients connect from
 documentation addresses (192.0.2.25 is dmarc.test's mail server, 192.0.2.66 a forger) inside a
@@ -18,16 +18,15 @@ network namespace of the test process's own (unshare(CLONE_NEWNET), as root) hol
 unbound, the gateway and the clients; it vanishes with the process.
 """
 
-import ctypes
 import json
 import os
 import sqlite3
-import subprocess
 import unittest
 import uuid
 
-from dnstest import SilentServer, UnboundServer, unbound_binary
+from dnstest import SilentServer, UnboundServer, txt, unbound_binary
 from mgtest import base, dkimtool, util
+from mgtest.netns import private_network
 from mgtest.policyctl import PolicyCtl, builtin_plugin
 from mgtest.smtpclient import message_data
 
@@ -37,7 +36,6 @@ FORGER_IP = "192.0.2.66"
 CLIENT_IPS = (GOOD_IP, FORGER_IP)
 KEY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "plugins",
                        "dkim_keys")
-PLUGIN_DIR_ENV = "MAILGATE_PLUGIN_DIR"
 
 
 def _read(name):
@@ -45,57 +43,22 @@ def _read(name):
         return f.read().strip()
 
 
-def _txt(name, record):
-    chunks = [record[i:i + 200] for i in range(0, len(record), 200)]
-    quoted = " ".join('"' + c + '"' for c in chunks)
-    return f"local-data: '{name} 300 IN TXT {quoted}'"
-
-
 def _zones():
     return "\n".join([
         f'local-zone: "{ZONE}." static',
         f'local-data: "{ZONE}. 3600 IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 60"',
         f'local-data: "mail.{ZONE}. 300 IN A {GOOD_IP}"',
-        _txt(f"{ZONE}.", f"v=spf1 ip4:{GOOD_IP} -all"),
-        _txt(f"_dmarc.{ZONE}.", f"v=DMARC1; p=reject; rua=mailto:dmarc-agg@{ZONE}"),
-        _txt(f"s2048._domainkey.{ZONE}.", "v=DKIM1; k=rsa; p=" + _read("rsa2048.pub.b64")),
-        _txt(f"quar.{ZONE}.", "v=spf1 -all"),
-        _txt(f"_dmarc.quar.{ZONE}.", "v=DMARC1; p=quarantine"),
-        _txt(f"mail.{ZONE}.", f"v=spf1 ip4:{GOOD_IP} -all"),
+        txt(f"{ZONE}.", f"v=spf1 ip4:{GOOD_IP} -all"),
+        txt(f"_dmarc.{ZONE}.", f"v=DMARC1; p=reject; rua=mailto:dmarc-agg@{ZONE}"),
+        txt(f"s2048._domainkey.{ZONE}.", "v=DKIM1; k=rsa; p=" + _read("rsa2048.pub.b64")),
+        txt(f"quar.{ZONE}.", "v=spf1 -all"),
+        txt(f"_dmarc.quar.{ZONE}.", "v=DMARC1; p=quarantine"),
+        txt(f"mail.{ZONE}.", f"v=spf1 ip4:{GOOD_IP} -all"),
     ]) + "\n"
 
 
 def token():
     return uuid.uuid4().hex[:12]
-
-
-def _ip(*args):
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=False)
-
-
-CLONE_NEWNET = 0x40000000
-
-
-def _private_network():
-    """Moves this process into a new network namespace with lo up; None, or why not."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        return f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}"
-    p = _ip("link", "set", "lo", "up")
-    if p.returncode != 0:
-        return f"ip link set lo up: {p.stderr.strip()}"
-    for ip in CLIENT_IPS:
-        p = _ip("addr", "add", f"{ip}/32", "dev", "lo")
-        if p.returncode != 0:
-            return f"ip addr add {ip}/32 dev lo: {p.stderr.strip()}"
-    return None
-
-
-def _authres_plugin():
-    """authres.so (the Authentication-Results writer) when it is built, else None."""
-    directory = os.environ.get(PLUGIN_DIR_ENV)
-    path = os.path.join(directory, "authres.so") if directory else None
-    return path if path and os.path.exists(path) else None
 
 
 def message(t, case, author):
@@ -114,7 +77,7 @@ def message(t, case, author):
 class DmarcGatewayTest(base.PostfixCase):
     @classmethod
     def setUpClass(cls):
-        why = _private_network()
+        why = private_network(CLIENT_IPS)
         if why is not None:
             raise unittest.SkipTest(f"needs its own network namespace (root): {why}")
         super().setUpClass()
@@ -136,11 +99,10 @@ class DmarcGatewayTest(base.PostfixCase):
         self.addCleanup(util.remove_tree, d)
         self.dir = d
         self.history = os.path.join(d, "dmarc-history.db")
-        self.authres = _authres_plugin()
         self.gw = self.gateway()
 
     def gateway(self, dmarc_settings=None, spf_settings=None, dns=None, name="policy"):
-        """A gateway with the chain spf, dkim, dmarc (and authres when built)."""
+        """A gateway with the chain spf, dkim, dmarc, authres."""
         ctl = PolicyCtl(os.path.join(self.dir, f"{name}.db"))
         ctl.init()
         ctl("policy", "domain", "add", base.DOMAIN)
@@ -149,9 +111,8 @@ class DmarcGatewayTest(base.PostfixCase):
                   dict({"fail": "accept", "receiver": "mx.test"}, **(spf_settings or {}))),
                  ("dkim", builtin_plugin("dkim"), {}),
                  ("dmarc", builtin_plugin("dmarc"),
-                  dict({"history_db": self.history}, **(dmarc_settings or {})))]
-        if self.authres:
-            chain.append(("authres", self.authres, {}))
+                  dict({"history_db": self.history}, **(dmarc_settings or {}))),
+                 ("authres", builtin_plugin("authres"), {"authserv_id": "mx.test"})]
         for plugin, path, settings in chain:
             ctl("policy", "plugin", "add", "--name", plugin, "--path", path,
                 "--settings", json.dumps(settings), "--fail-mode", "tempfail",
@@ -251,10 +212,9 @@ class DmarcGatewayTest(base.PostfixCase):
                            "aligned": True}])
         self.assertEqual((row["source_ip"], row["helo"], row["envelope_to"]),
                          (FORGER_IP, f"mail.{ZONE}", base.DOMAIN))
-        if self.authres:
-            self.assertRegex(self.header_block(msg),
-                             rf"Authentication-Results:[^\n]*(\n[ \t][^\n]*)*"
-                             rf"dmarc=pass[^\n]*(\n[ \t][^\n]*)*header\.from={ZONE}")
+        self.assertRegex(self.header_block(msg),
+                         rf"Authentication-Results: mx\.test;(\n[ \t][^\n]*)*"
+                         rf"dmarc=pass[^\n]*(\n[ \t][^\n]*)*header\.from={ZONE}")
 
     def test_aligned_spf_pass_from_a_subdomain_author_is_delivered(self):
         t = token()
@@ -281,8 +241,7 @@ class DmarcGatewayTest(base.PostfixCase):
         row = self.history_rows()[-1]
         self.assertEqual((row["result"], row["disposition"], row["policy_domain"]),
                          ("fail", "quarantine", f"quar.{ZONE}"))
-        if self.authres:
-            self.assertRegex(head, rf"dmarc=fail[^\n]*(\n[ \t][^\n]*)*header\.from=quar\.{ZONE}")
+        self.assertRegex(head, rf"dmarc=fail[^\n]*(\n[ \t][^\n]*)*header\.from=quar\.{ZONE}")
 
     def test_dns_failure_of_the_record_lookup_is_tempfailed_when_set(self):
         silent = SilentServer()

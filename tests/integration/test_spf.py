@@ -17,16 +17,15 @@ vanishes with the process. The gateway tells Postfix the real client through XCL
 Postfix trusts the gateway at 127.0.0.1.
 """
 
-import ctypes
 import json
 import os
-import subprocess
 import time
 import unittest
 import uuid
 
-from dnstest import UnboundServer, unbound_binary
+from dnstest import UnboundServer, txt, unbound_binary
 from mgtest import base, util
+from mgtest.netns import private_network
 from mgtest.policyctl import PolicyCtl, builtin_plugin
 from mgtest.smtpclient import message_data
 from mgtest.spfverify import verifier_available, verify
@@ -37,11 +36,6 @@ CLIENT_IPS = (GOOD_IP, FORGER_IP)
 RECEIVER = "gateway.mailgate.test"
 
 
-def _txt(name, *strings):
-    quoted = " ".join('"' + s + '"' for s in strings)
-    return f"local-data: '{name} 300 IN TXT {quoted}'"
-
-
 def _zones():
     lines = [
         'local-zone: "spf.test." static',
@@ -50,25 +44,25 @@ def _zones():
         'local-data: "mx.spf.test. 300 IN MX 10 mail.spf.test."',
         'local-data: "norecord.spf.test. 300 IN A 192.0.2.99"',
         'local-data: "helo.spf.test. 300 IN A 192.0.2.25"',
-        _txt("helo.spf.test.", "v=spf1 a -all"),
-        _txt("pass.spf.test.", "v=spf1 ip4:192.0.2.25 -all"),
-        _txt("strict.spf.test.", "v=spf1 a:mail.spf.test -all"),
-        _txt("soft.spf.test.", "v=spf1 ip4:198.51.100.0/24 ~all"),
-        _txt("neutral.spf.test.", "v=spf1 ?all"),
-        _txt("mx.spf.test.", "v=spf1 mx -all"),
-        _txt("inc.spf.test.", "v=spf1 include:pass.spf.test -all"),
-        _txt("red.spf.test.", "v=spf1 redirect=strict.spf.test"),
-        _txt("split.spf.test.", "v=spf1 ip4:192.0.2.0/28", " ip4:192.0.2.16/28 -all"),
-        _txt("bad.spf.test.", "v=spf1 ip4:300.0.0.1 -all"),
-        _txt("exp.spf.test.", "v=spf1 -all exp=why.spf.test"),
-        _txt("why.spf.test.", "%{i} is not a mail server of %{d}"),
-        _txt("void.spf.test.", "v=spf1 a:n1.spf.test a:n2.spf.test a:n3.spf.test -all"),
-        _txt("late.spf.test.", "v=spf1 ip4:192.0.2.25 -all"),
-        _txt("many.spf.test.",
+        txt("helo.spf.test.", "v=spf1 a -all"),
+        txt("pass.spf.test.", "v=spf1 ip4:192.0.2.25 -all"),
+        txt("strict.spf.test.", "v=spf1 a:mail.spf.test -all"),
+        txt("soft.spf.test.", "v=spf1 ip4:198.51.100.0/24 ~all"),
+        txt("neutral.spf.test.", "v=spf1 ?all"),
+        txt("mx.spf.test.", "v=spf1 mx -all"),
+        txt("inc.spf.test.", "v=spf1 include:pass.spf.test -all"),
+        txt("red.spf.test.", "v=spf1 redirect=strict.spf.test"),
+        txt("split.spf.test.", ("v=spf1 ip4:192.0.2.0/28", " ip4:192.0.2.16/28 -all")),
+        txt("bad.spf.test.", "v=spf1 ip4:300.0.0.1 -all"),
+        txt("exp.spf.test.", "v=spf1 -all exp=why.spf.test"),
+        txt("why.spf.test.", "%{i} is not a mail server of %{d}"),
+        txt("void.spf.test.", "v=spf1 a:n1.spf.test a:n2.spf.test a:n3.spf.test -all"),
+        txt("late.spf.test.", "v=spf1 ip4:192.0.2.25 -all"),
+        txt("many.spf.test.",
              "v=spf1 " + " ".join(f"include:i{i}.spf.test" for i in range(1, 12)) + " -all"),
     ]
     for i in range(1, 12):
-        lines.append(_txt(f"i{i}.spf.test.", "v=spf1 ip4:198.51.100.1 -all"))
+        lines.append(txt(f"i{i}.spf.test.", "v=spf1 ip4:198.51.100.1 -all"))
     return "\n".join(lines) + "\n"
 
 
@@ -76,33 +70,11 @@ def token():
     return uuid.uuid4().hex[:12]
 
 
-def _ip(*args):
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=False)
-
-
-CLONE_NEWNET = 0x40000000
-
-
-def _private_network():
-    """Moves this process into a new network namespace with lo up; None, or why not."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        return f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}"
-    p = _ip("link", "set", "lo", "up")
-    if p.returncode != 0:
-        return f"ip link set lo up: {p.stderr.strip()}"
-    for ip in CLIENT_IPS:
-        p = _ip("addr", "add", f"{ip}/32", "dev", "lo")
-        if p.returncode != 0:
-            return f"ip addr add {ip}/32 dev lo: {p.stderr.strip()}"
-    return None
-
-
 @unittest.skipUnless(unbound_binary(), "unbound(8) is not installed")
 class SpfCase(base.PostfixCase):
     @classmethod
     def setUpClass(cls):
-        why = _private_network()
+        why = private_network(CLIENT_IPS)
         if why is not None:
             raise unittest.SkipTest(f"needs its own network namespace (root): {why}")
         super().setUpClass()

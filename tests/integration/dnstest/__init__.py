@@ -16,9 +16,12 @@ localhost., invalid., onion. and the loopback reverse zones are answered by libu
 
 Also: SilentServer (reads queries, never answers: timeouts) and FakeDnsServer(rcode)
 (answers everything with one RCODE, e.g. 2 = SERVFAIL). Each stops what it started.
+txt(name, record) writes a TXT record's local-data: line, long records split into strings.
 """
 
 from .client import query, Answer
 from .servers import UnboundServer, SilentServer, FakeDnsServer, unbound_binary
+from .zones import txt
 
-__all__ = ["query", "Answer", "UnboundServer", "SilentServer", "FakeDnsServer", "unbound_binary"]
+__all__ = ["query", "Answer", "UnboundServer", "SilentServer", "FakeDnsServer", "unbound_binary",
+           "txt"]
