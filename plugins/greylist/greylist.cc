@@ -38,6 +38,7 @@
 
 #include "common/ip_prefix.hpp"
 #include "common/settings.hpp"
+#include "common/store_key.hpp"
 
 namespace {
 
@@ -148,7 +149,7 @@ class GreylistPlugin : public mailgate::Plugin {
       if (auto_pass->has_value()) return Action::kContinue;
     }
 
-    const std::string key = "gl:t:" + net + "|" + sender + "|" + rcpt;
+    const std::string key = mailgate::plugins::store_key("gl:t:", net + "|" + sender + "|" + rcpt);
     auto record = kv_get(key);
     if (!record) return store_failed(s);
     const std::int64_t now = static_cast<std::int64_t>(now_ms());

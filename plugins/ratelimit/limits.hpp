@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/ip_prefix.hpp"
+#include "common/store_key.hpp"
 
 namespace mailgate::ratelimit {
 
@@ -132,8 +133,9 @@ inline std::string domain_of(std::string_view address) {
 // know). The spec is part of the key: a GCRA state means something only for the spec it was
 // made with, so editing a limit's numbers starts its counts afresh.
 inline std::optional<std::string> counting_key(const Limit& l, const Event& e) {
-  std::string key = "rl:" + l.name + "/" + std::to_string(l.rate) + "/" +
-                    std::to_string(l.period_s) + "/" + std::to_string(l.burst) + ":";
+  const std::string prefix = "rl:" + l.name + "/" + std::to_string(l.rate) + "/" +
+                             std::to_string(l.period_s) + "/" + std::to_string(l.burst) + ":";
+  std::string key;
   bool first = true;
   for (Part p : l.key) {
     if (!first) key += '|';
@@ -169,7 +171,7 @@ inline std::optional<std::string> counting_key(const Limit& l, const Event& e) {
         break;
     }
   }
-  return key;
+  return plugins::store_key(prefix, key);
 }
 
 }  // namespace mailgate::ratelimit

@@ -1037,6 +1037,10 @@ struct Callbacks {
                         std::uint32_t* retry_after_ms) {
     FakeHost* host = current_host();
     if (host == nullptr || key == nullptr) return -1;
+    if (std::strlen(key) > 512) {
+      host->violation("rate_limit: key longer than 512 bytes");
+      return -1;
+    }
     std::lock_guard<std::mutex> lock(host->mu_);
     host->rate_calls_.push_back(std::string(key) + " " + std::to_string(cost) +
                                 (dry_run ? " dry" : ""));
@@ -1061,6 +1065,10 @@ struct Callbacks {
   static int kv_get(const char* key, char* buf, std::size_t buflen) {
     FakeHost* host = current_host();
     if (host == nullptr || key == nullptr) return -1;
+    if (std::strlen(key) > 512) {
+      host->violation("kv_get: key longer than 512 bytes");
+      return -1;
+    }
     std::lock_guard<std::mutex> lock(host->mu_);
     if (!host->counters_available_) return -1;
     auto it = host->records_.find(key);

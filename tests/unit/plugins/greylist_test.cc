@@ -127,6 +127,18 @@ TEST_F(GreylistTest, RelayAndAuthenticatedCanBeGreylistedWhenAsked) {
   EXPECT_EQ(rcpt("192.0.2.1", "a@example.com", "b@example.net", "alice"), MG_TEMPFAIL);
 }
 
+TEST_F(GreylistTest, LongAddressesStillMakeUsableKeys) {
+  use(R"({"delay": 60})");
+  const std::string sender = std::string(64, 's') + "@" + std::string(180, 'a') + ".example";
+  const std::string to = std::string(64, 'r') + "@" + std::string(180, 'b') + ".example";
+  EXPECT_EQ(rcpt("192.0.2.1", sender, to), MG_TEMPFAIL);
+  EXPECT_EQ(reply_->enhanced, "4.7.1");  // greylisted, not "store unavailable" (4.3.0)
+  host_.advance_time_ms(60'000);
+  EXPECT_EQ(rcpt("192.0.2.1", sender, to), MG_CONTINUE);
+  EXPECT_EQ(rcpt("192.0.2.1", sender, "x" + to), MG_TEMPFAIL);
+  EXPECT_TRUE(host_.violations().empty());
+}
+
 TEST_F(GreylistTest, StoreUnavailable) {
   use("{}");
   host_.set_counters_available(false);

@@ -253,6 +253,17 @@ TEST_F(RateLimitTest, ExemptionsAreNeverCounted) {
   EXPECT_EQ(message("192.0.2.9", "a@example.com", {"b@example.net"}), MG_TEMPFAIL);
 }
 
+TEST_F(RateLimitTest, LongKeysAreHashedNotRefused) {
+  use(row("long", "recipients", "sender+recipient", 1, 60));
+  const std::string sender = std::string(64, 's') + "@" + std::string(180, 'a') + ".example";
+  const std::string to = std::string(64, 'r') + "@" + std::string(180, 'b') + ".example";
+  EXPECT_EQ(message("192.0.2.1", sender, {to}), MG_CONTINUE);
+  EXPECT_EQ(message("192.0.2.1", sender, {to}), MG_TEMPFAIL);
+  EXPECT_EQ(last_reply_->enhanced, "4.7.1");
+  EXPECT_EQ(message("192.0.2.1", sender, {"x" + to}), MG_CONTINUE);
+  EXPECT_TRUE(host_.violations().empty());
+}
+
 TEST_F(RateLimitTest, StoreUnavailableFollowsTheFailMode) {
   use(row("per-ip", "messages", "client_ip", 1, 60));
   host_.set_counters_available(false);
