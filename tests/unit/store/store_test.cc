@@ -4,8 +4,11 @@
 // hint, and after the window the key passes again.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "store/clock.h"
 #include "store/memory_store.h"
@@ -119,6 +122,26 @@ TEST_P(StoreContract, RecordsExpireAndOnlyIfAbsentKeepsTheFirst) {
   // The three kinds are separate namespaces.
   EXPECT_EQ(store_->counter_add("t", 1, 0), 1);
   EXPECT_EQ(store_->get("t")->value_or(""), "third");
+}
+
+TEST_P(StoreContract, ConcurrentCallersNeverOverspend) {
+  // Four threads race for one key: exactly the burst passes, whatever the interleaving.
+  const RateSpec spec{100, 3'600'000, 100};
+  std::atomic<int> allowed{0}, unavailable{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 60; ++i) {
+        auto d = store_->rate("race", spec, 1, false);
+        if (!d) ++unavailable;
+        else if (d->allowed) ++allowed;
+        store_->counter_add("race-count", 1, 0);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(unavailable.load(), 0);
+  EXPECT_EQ(allowed.load(), 100);
+  EXPECT_EQ(store_->counter_add("race-count", 0, 0), 240);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract,
