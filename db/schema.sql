@@ -198,4 +198,67 @@ CREATE TABLE ratelimit_exemptions (
   PRIMARY KEY (kind, value)
 );
 
-PRAGMA user_version = 3;
+-- Content rules of the spamscore plugin, read through policy_lookup("spam_rules", "*") (the
+-- enabled rows as a JSON array). All rules of one kind are compiled together (one pass per
+-- message part); a pattern that does not compile is reported with its row name and the
+-- plugin keeps the rule set it had.
+CREATE TABLE spam_rules (
+  -- The rule's symbol, added with `score` when the pattern matches: [A-Z0-9_]{1,64}.
+  name        TEXT    PRIMARY KEY NOT NULL
+              CHECK (length(name) BETWEEN 1 AND 64 AND name NOT GLOB '*[^A-Z0-9_]*'),
+  -- What the pattern is matched against: 'header' (the unfolded value of every field named
+  -- `header`), 'subject' (the decoded Subject), 'body' (the decoded text of text/plain and
+  -- text/html parts), 'url' (each URL found in the body), 'raw' (the undecoded message).
+  kind        TEXT    NOT NULL CHECK (kind IN ('header', 'subject', 'body', 'url', 'raw')),
+  -- The header field name for kind 'header'; NULL for every other kind.
+  header      TEXT    CHECK ((kind = 'header') = (header IS NOT NULL AND length(header) > 0)),
+  -- A regular expression (RE2 syntax; (?i) for case-insensitive).
+  pattern     TEXT    NOT NULL CHECK (length(pattern) BETWEEN 1 AND 4096),
+  -- Added to the message's score on a match (negative for ham signs).
+  score       REAL    NOT NULL CHECK (typeof(score) IN ('real', 'integer')),
+  -- Shown with the symbol, so a user can see why.
+  description TEXT,
+  -- 1 = used, 0 = kept but ignored.
+  enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1))
+);
+
+-- What the spamscore plugin does with a message's total score, per recipient domain; the '*'
+-- row applies to domains without a row of their own. NULL = that step is off. A score at or
+-- above `reject` is refused (550 5.7.1), else at or above `tempfail` tempfailed (451 4.7.1),
+-- else at or above `add_header` marked spam in the headers it adds.
+CREATE TABLE spam_thresholds (
+  domain     TEXT PRIMARY KEY NOT NULL COLLATE NOCASE CHECK (length(domain) BETWEEN 1 AND 253),
+  add_header REAL CHECK (add_header IS NULL OR typeof(add_header) IN ('real', 'integer')),
+  tempfail   REAL CHECK (tempfail IS NULL OR typeof(tempfail) IN ('real', 'integer')),
+  reject     REAL CHECK (reject IS NULL OR typeof(reject) IN ('real', 'integer'))
+);
+
+-- DNS blocklists asked by the dnsbl plugin, read through policy_lookup("dnsbl_zones", "*")
+-- (the enabled rows as a JSON array).
+CREATE TABLE dnsbl_zones (
+  -- The list's zone: "zen.example.org".
+  zone       TEXT    PRIMARY KEY NOT NULL COLLATE NOCASE
+             CHECK (length(zone) BETWEEN 1 AND 253),
+  -- 'ip': the client address is asked (reversed octets / nibbles + zone); 'domain': the
+  -- sender's domain and the domains of URLs in the body are asked (domain + zone).
+  kind       TEXT    NOT NULL CHECK (kind IN ('ip', 'domain')),
+  -- The symbol for a listing: [A-Z0-9_]{1,64}.
+  symbol     TEXT    NOT NULL
+             CHECK (length(symbol) BETWEEN 1 AND 64 AND symbol NOT GLOB '*[^A-Z0-9_]*'),
+  -- Its score for any listing without an entry in `codes`.
+  score      REAL    NOT NULL DEFAULT 1 CHECK (typeof(score) IN ('real', 'integer')),
+  -- Return codes mapped to their own symbols and scores:
+  -- {"127.0.0.2": {"symbol": "ZEN_SBL", "score": 4}, "127.0.0.10": {"symbol": ..., ...}}.
+  -- A listing answer with no entry here counts as `symbol`/`score`; {} = every answer does.
+  codes      TEXT    NOT NULL DEFAULT '{}'
+             CHECK (json_valid(codes) AND json_type(codes) = 'object'),
+  -- How long this zone may take; a slower or dead zone is skipped for that message.
+  timeout_ms INTEGER NOT NULL DEFAULT 2000
+             CHECK (typeof(timeout_ms) = 'integer' AND timeout_ms BETWEEN 1 AND 60000),
+  -- 1 = asked, 0 = kept but ignored.
+  enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  -- Free text for the admin.
+  comment    TEXT
+);
+
+PRAGMA user_version = 4;
