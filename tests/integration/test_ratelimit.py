@@ -78,6 +78,36 @@ class OneGatewayTest(RateLimitCase):
         # Another /24 is counted on its own.
         self.assertEqual(self.mail(gw, "127.0.1.2").code, 250)
 
+    def test_thirty_a_minute_per_24(self):
+        """The Done-when limit as written. GCRA refills one message every 2 s, so over the
+        real time this takes the bound is 30 + (elapsed / 2 s) + 1; the first 30 always pass."""
+        ctl = self.policy()
+        ctl("policy", "ratelimit", "add", "per-24", "--what", "messages", "--key", "client_ip",
+            "--ipv4-prefix", "24", "--rate", "30", "--period", "60")
+        gw = self.gateway(ctl)
+        clients = []
+        for i in range(5):
+            c = self.connect(gw, source_address=(f"127.0.0.{2 + i}", 0))
+            self.assertEqual(c.cmd("EHLO client.example").code, 250)
+            clients.append(c)
+        codes = []
+        t0 = time.monotonic()
+        for i in range(40):
+            c = clients[i % 5]
+            r = c.cmd("MAIL FROM:<sender@example.org>", timeout=10)
+            codes.append(r.code)
+            if r.code == 451:
+                self.assertEqual(r.enhanced, "4.7.1", r)
+                self.assertRegex(r.text, r"Rate limit 'per-24' exceeded, try again in [12] "
+                                         r"seconds?")
+            c.cmd("RSET")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(codes[:30], [250] * 30)
+        self.assertLessEqual(codes.count(250), 30 + int(elapsed / 2) + 1, (elapsed, codes))
+        self.assertEqual(set(codes), {250, 451}, (elapsed, codes))
+        # The other /24 is not affected.
+        self.assertEqual(self.mail(gw, "127.0.1.2").code, 250)
+
     def test_retry_hint_and_refill(self):
         gw = self.gateway(self.policy(
             "INSERT INTO ratelimits (name, what, key, rate, period, burst) "
