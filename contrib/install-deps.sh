@@ -17,6 +17,7 @@ PACKAGES=(
   # libraries the gateway links
   libasio-dev libssl-dev libsqlite3-dev sqlite3 libgflags-dev libfmt-dev nlohmann-json3-dev
   libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libunbound-dev libevent-dev libhiredis-dev
+  libgmime-3.0-dev libre2-dev
   # data the plugins read (dmarc: the public suffix list)
   publicsuffix
   # tests
