@@ -25,9 +25,9 @@
 //
 // Threads: a FakeSession belongs to one thread at a time, like a real session; FakeHost's own
 // state (logs, DNS, policy, counters) is locked, so a test may drive sessions from several
-// threads. Services without a session argument (policy_lookup, counter_add, dns_free, log with
-// a NULL session) reach the most recently constructed FakeHost that is still alive: create
-// hosts one at a time, or nest them.
+// threads. Services without a session argument (policy_lookup, counter_add, dns_free, log and
+// dns_query with a NULL session) reach the most recently constructed FakeHost that is still
+// alive: create hosts one at a time, or nest them.
 // Lifetimes: destroy FakeSessions before the LoadedPlugin whose free_fn they may still call
 // (declare the plugin first), and the LoadedPlugin before the FakeHost.
 #pragma once
@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -48,6 +49,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -251,6 +253,12 @@ class FakeHost {
     std::lock_guard<std::mutex> lock(mu_);
     dns_default_ = status;
   }
+  // Makes queries of (name, type) take `ms` milliseconds of real time before they answer (the
+  // lock is not held meanwhile): a slow or dead server, for plugins with their own timeouts.
+  void set_dns_delay_ms(std::string_view name, mg_dns_type type, std::uint32_t ms) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dns_delay_ms_[{detail::dns_key(name), type}] = ms;
+  }
   // Every query the plugin made, in order: (name as asked, type).
   std::vector<std::pair<std::string, mg_dns_type>> dns_queries() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -403,6 +411,7 @@ class FakeHost {
   std::map<std::pair<std::string, mg_dns_type>, DnsAnswer> dns_;
   mg_dns_status dns_default_ = MG_DNS_NXDOMAIN;
   std::vector<std::pair<std::string, mg_dns_type>> dns_queries_;
+  std::map<std::pair<std::string, mg_dns_type>, std::uint32_t> dns_delay_ms_;
   std::map<const mg_dns_result*, std::unique_ptr<DnsBlock>> dns_results_;
   bool nonblocking_ = false;
   std::map<std::pair<std::string, std::string>, std::string> policy_;
@@ -949,11 +958,23 @@ struct Callbacks {
   }
   static void* get_data(mg_session* s, int session_scope) { return session(s).data(session_scope); }
 
+  // `s` may be NULL, as with the gateway (a plugin's own threads): the current host answers.
   static mg_dns_result* dns_query(mg_session* s, const char* name, mg_dns_type type) {
-    FakeHost& host = session(s).host_;
+    FakeHost* current = s != nullptr ? &session(s).host_ : current_host();
+    if (current == nullptr) return nullptr;
+    FakeHost& host = *current;
     auto block = std::make_unique<FakeHost::DnsBlock>();
     block->result.struct_size = sizeof(mg_dns_result);
     std::unique_lock<std::mutex> lock(host.mu_);
+    if (name != nullptr) {
+      auto delay = host.dns_delay_ms_.find({dns_key(name), type});
+      if (delay != host.dns_delay_ms_.end()) {
+        const std::uint32_t ms = delay->second;
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        lock.lock();
+      }
+    }
     if (host.nonblocking_) {
       lock.unlock();
       log(s, MG_LOG_WARNING, "dns_query called by a non-blocking plugin: refused");

@@ -211,7 +211,8 @@ typedef struct mg_host {
   void *(*get_data)(mg_session *s, int session_scope);
 
   /* DNS through the host's caching resolver. Blocking: only for plugins without
-   * MG_PLUGIN_NONBLOCKING (others get MG_DNS_ERROR). Free the result with dns_free. */
+   * MG_PLUGIN_NONBLOCKING (others get MG_DNS_ERROR). Free the result with dns_free. `s` may
+   * be NULL (a query from the plugin's own threads, which must not keep a session pointer). */
   mg_dns_result *(*dns_query)(mg_session *s, const char *name, mg_dns_type type);
   void (*dns_free)(mg_dns_result *result);
 
