@@ -111,6 +111,7 @@ class SnapshotBuilder {
     read_access();
     read_plugin_settings();
     snap_->ratelimits_.read(db_, problems_);
+    snap_->dnsbl_zones_.read(db_, problems_);
     read_dkim_keys();
     return std::move(snap_);
   }
@@ -506,6 +507,7 @@ bool Snapshot::lookup(std::string_view table, std::string_view key, std::string*
     return true;
   }
   if (table.starts_with("ratelimit")) return ratelimits_.lookup(table, key, out);
+  if (table == "dnsbl_zones") return dnsbl_zones_.lookup(table, key, out);
   if (table.starts_with("access:")) {
     const AccessRule* rule = match_access(table.substr(7), key);
     if (!rule) return false;

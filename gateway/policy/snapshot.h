@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "policy/cidr.h"
+#include "policy/dnsbl_zones.h"
 #include "policy/ratelimits.h"
 #include "util/expected.h"
 
@@ -146,6 +147,8 @@ class Snapshot {
 
   // The ratelimits and ratelimit_exemptions tables (policy/ratelimits.h).
   const RateLimitTable& ratelimits() const { return ratelimits_; }
+  // The dnsbl_zones table (policy/dnsbl_zones.h).
+  const DnsblZoneTable& dnsbl_zones() const { return dnsbl_zones_; }
 
   // Every dkim_keys row (enabled or not), by domain, then newest first, then selector.
   const std::vector<DkimKey>& dkim_keys() const { return dkim_keys_; }
@@ -156,6 +159,7 @@ class Snapshot {
   //   "plugin_settings" key: "plugin/domain" value: the settings JSON (domain row, else '*')
   //   "access:STAGE"    key: as match_access value: AccessRule::summary()
   //   "ratelimits", "ratelimit_exemptions:KIND"  see policy/ratelimits.h
+  //   "dnsbl_zones"     key "*"            see policy/dnsbl_zones.h
   //   "dkim_keys"       key: domain (case-insensitive, exact: no parent-domain fallback)
   //                     value: the domain's ENABLED keys as a JSON array, newest first:
   //                     [{"selector":"sel2","algorithm":"ed25519-sha256","private_key":"-----
@@ -187,6 +191,7 @@ class Snapshot {
   NameRules name_rules_[kAccessStageCount];  // by AccessStage; kClient's entry is unused
   std::unordered_map<std::string, std::string> plugin_settings_;  // "plugin/domain" lower-case
   RateLimitTable ratelimits_;
+  DnsblZoneTable dnsbl_zones_;
   std::vector<DkimKey> dkim_keys_;
   std::unordered_map<std::string, std::string> dkim_keys_json_;  // lower-case domain -> array
 };
