@@ -5,9 +5,12 @@ tests.
     out = run([{"op": "sign", "message": text, "domain": "dkim.test", "selector": "s1",
                 "key": pem_text, "alg": "rsa-sha256", "canon": "relaxed/relaxed"},
                {"op": "verify", "message": signed_text, "dns_port": 5353},
-               {"op": "ed25519_keygen"}])
+               {"op": "ed25519_keygen"},
+               {"op": "verify_keys", "message": signed_text,
+                "keys": {"s1._domainkey.dkim.test": "v=DKIM1; k=rsa; p=..."}}])
     # -> [signed_text, [True, False, ...] (one per DKIM-Signature, top first),
-    #     {"private": base64 seed, "public": base64 key}]
+    #     {"private": base64 seed, "public": base64 key}, [True, ...]]
+    # verify_keys takes the key records from the operation instead of DNS (for unit tests).
 
 python3-dkim is installed for the system interpreter (/usr/bin/python3), which need not be the
 interpreter running the tests, so the operations run in a child process of /usr/bin/python3
@@ -65,6 +68,17 @@ def _main():
 
         return get_txt
 
+    def verify_all(message, dnsfunc):
+        d = dkim.DKIM(message, minkey=1)
+        count = sum(1 for name, _ in d.headers if name.lower() == b"dkim-signature")
+        results = []
+        for i in range(count):
+            try:
+                results.append(bool(d.verify(idx=i, dnsfunc=dnsfunc)))
+            except Exception:
+                results.append(False)
+        return results
+
     out = []
     for op in json.load(sys.stdin):
         if op["op"] == "sign":
@@ -88,6 +102,15 @@ def _main():
                 except Exception:
                     results.append(False)
             out.append(results)
+        elif op["op"] == "verify_keys":
+            keys = {k.lower().rstrip("."): v.encode("ascii") for k, v in op["keys"].items()}
+
+            def from_keys(name, timeout=5):
+                if isinstance(name, bytes):
+                    name = name.decode("ascii")
+                return keys.get(name.lower().rstrip("."))
+
+            out.append(verify_all(op["message"].encode("utf-8"), from_keys))
         elif op["op"] == "ed25519_keygen":
             import nacl.signing
             sk = nacl.signing.SigningKey.generate()
