@@ -2,8 +2,10 @@
 # run-tests.sh — installs the dependencies, builds everything (ccache, all cores) and runs the
 # unit and integration tests with ctest. Integration tests start a private Postfix, so run it
 # as root:  sudo bash contrib/run-tests.sh
+# Then every fuzz target runs for a bounded time (contrib/run-fuzzers.sh).
 # Environment: MAILGATE_BUILD_DIR (default build), CTEST_ARGS (extra ctest arguments,
-# e.g. CTEST_ARGS="-R integration.test_relay").
+# e.g. CTEST_ARGS="-R integration.test_relay"), MAILGATE_FUZZ_SECONDS (per fuzz target,
+# default 15; 0 skips fuzzing).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,3 +24,10 @@ cmake --build "$BUILD_DIR" -j"$(nproc)"
 cd "$BUILD_DIR"
 # shellcheck disable=SC2086
 ctest --output-on-failure -j2 ${CTEST_ARGS:-}
+cd - >/dev/null
+
+FUZZ_SECONDS="${MAILGATE_FUZZ_SECONDS:-15}"
+if [ "$FUZZ_SECONDS" != "0" ]; then
+  MAILGATE_FUZZ_SECONDS="$FUZZ_SECONDS" MAILGATE_FUZZ_BUILD_DIR="$BUILD_DIR-fuzz" \
+    bash contrib/run-fuzzers.sh
+fi
