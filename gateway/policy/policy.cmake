@@ -1,7 +1,7 @@
 # policy/policy.cmake — build wiring of the policy module, included from gateway/CMakeLists.txt
 # after mailgate_core is defined (the module's .cc files are already in it by the glob).
 # Owns: embedding db/migrations/*.sql into the library, and the module's link dependencies
-# (SQLite, nlohmann-json). Touches no other module's settings.
+# (SQLite, nlohmann-json, RE2). Touches no other module's settings.
 
 find_package(nlohmann_json 3.10 REQUIRED GLOBAL)
 
@@ -20,3 +20,6 @@ add_custom_command(
   VERBATIM)
 target_sources(mailgate_core PRIVATE ${MAILGATE_POLICY_MIGRATIONS_CC})
 target_link_libraries(mailgate_core PUBLIC SQLite::SQLite3 nlohmann_json::nlohmann_json)
+# spam_rules.cc compiles every rule's pattern with RE2, as the spamscore plugin does.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+target_link_libraries(mailgate_core PUBLIC PkgConfig::RE2)

@@ -27,6 +27,8 @@
 #include "policy/cidr.h"
 #include "policy/dnsbl_zones.h"
 #include "policy/ratelimits.h"
+#include "policy/spam_rules.h"
+#include "policy/spam_thresholds.h"
 #include "util/expected.h"
 
 namespace mailgate::policy {
@@ -149,6 +151,9 @@ class Snapshot {
   const RateLimitTable& ratelimits() const { return ratelimits_; }
   // The dnsbl_zones table (policy/dnsbl_zones.h).
   const DnsblZoneTable& dnsbl_zones() const { return dnsbl_zones_; }
+  // The spam_rules and spam_thresholds tables (policy/spam_rules.h, policy/spam_thresholds.h).
+  const SpamRuleTable& spam_rules() const { return spam_rules_; }
+  const SpamThresholdTable& spam_thresholds() const { return spam_thresholds_; }
 
   // Every dkim_keys row (enabled or not), by domain, then newest first, then selector.
   const std::vector<DkimKey>& dkim_keys() const { return dkim_keys_; }
@@ -160,6 +165,7 @@ class Snapshot {
   //   "access:STAGE"    key: as match_access value: AccessRule::summary()
   //   "ratelimits", "ratelimit_exemptions:KIND"  see policy/ratelimits.h
   //   "dnsbl_zones"     key "*"            see policy/dnsbl_zones.h
+  //   "spam_rules", "spam_thresholds"  see policy/spam_rules.h, policy/spam_thresholds.h
   //   "dkim_keys"       key: domain (case-insensitive, exact: no parent-domain fallback)
   //                     value: the domain's ENABLED keys as a JSON array, newest first:
   //                     [{"selector":"sel2","algorithm":"ed25519-sha256","private_key":"-----
@@ -192,6 +198,8 @@ class Snapshot {
   std::unordered_map<std::string, std::string> plugin_settings_;  // "plugin/domain" lower-case
   RateLimitTable ratelimits_;
   DnsblZoneTable dnsbl_zones_;
+  SpamRuleTable spam_rules_;
+  SpamThresholdTable spam_thresholds_;
   std::vector<DkimKey> dkim_keys_;
   std::unordered_map<std::string, std::string> dkim_keys_json_;  // lower-case domain -> array
 };
