@@ -460,7 +460,9 @@ int h_kv_set(const char* key, const char* value, uint32_t ttl_ms, int only_if_ab
   return -1;
 }
 
-int h_store_fail_mode() { return g_env.store_fail_open ? MG_STORE_FAIL_OPEN : MG_STORE_FAIL_TEMPFAIL; }
+int h_store_fail_mode() {
+  return g_env.store_fail_open ? MG_STORE_FAIL_OPEN : MG_STORE_FAIL_TEMPFAIL;
+}
 
 // An RFC 8601 method or result keyword as plugins give it: [a-z0-9_.-]+, at most 64.
 bool auth_keyword(const char* text) {

@@ -72,9 +72,9 @@ int run_ratelimit_add(Context& ctx, const Args& args) {
         {name, what, key, std::to_string(*v4), std::to_string(*v6), std::to_string(*rate),
          std::to_string(*period), std::to_string(*burst), action, enabled, comment});
     if (!r) return unexpected(r.error());
-    return ChangeResult{fmt::format("added rate limit '{}': {} {} per {} s by {}", name, *rate,
-                                    what, *period, key),
-                        std::nullopt};
+    return ChangeResult{
+        fmt::format("added rate limit '{}': {} {} per {} s by {}", name, *rate, what, *period, key),
+        std::nullopt};
   });
 }
 
@@ -118,10 +118,10 @@ int run_ratelimit_exempt(Context& ctx, const Args& args) {
   const std::string& kind = args.arg(0);
   std::string value = args.arg(1);
   if (auto p = policy::check_ratelimit_exemption(kind, value))
-    return fail(ctx, arg_problem(kind == "network" || kind == "sender" || kind == "auth_user"
-                                     ? "VALUE"
-                                     : "KIND",
-                                 *p));
+    return fail(
+        ctx,
+        arg_problem(kind == "network" || kind == "sender" || kind == "auth_user" ? "VALUE" : "KIND",
+                    *p));
   value = kind == "network" ? policy::parse_prefix(value)->to_string() : policy::to_lower(value);
   const auto comment = args.value("--comment");
   auto db = open_policy_db(ctx);

@@ -11,8 +11,8 @@
 namespace mailgate::policy {
 namespace {
 
-constexpr std::string_view kParts[] = {"client_ip", "helo",      "sender",          "sender_domain",
-                                       "recipient", "recipient_domain", "auth_user"};
+constexpr std::string_view kParts[] = {
+    "client_ip", "helo", "sender", "sender_domain", "recipient", "recipient_domain", "auth_user"};
 
 std::vector<std::string> split_key(std::string_view key) {
   std::vector<std::string> parts;
@@ -47,12 +47,12 @@ Problem check_ratelimit_key(std::string_view what, std::string_view key) {
         parts.begin() + static_cast<std::ptrdiff_t>(i))
       return fmt::format("'{}' names '{}' twice", key, p);
     if (what == "connections" && p != "client_ip")
-      return fmt::format("'{}' cannot count connections: only client_ip is known at connect",
-                         key);
+      return fmt::format("'{}' cannot count connections: only client_ip is known at connect", key);
     if ((what == "messages" || what == "bytes") && p.starts_with("recipient"))
-      return fmt::format("'{}' cannot count {}: a message has several recipients (count "
-                         "recipients instead)",
-                         key, what);
+      return fmt::format(
+          "'{}' cannot count {}: a message has several recipients (count "
+          "recipients instead)",
+          key, what);
   }
   return std::nullopt;
 }
@@ -145,8 +145,7 @@ void RateLimitTable::read(sqlite3* db, std::vector<std::string>* problems) {
 
   auto ex = prepare(db, "SELECT kind, value FROM ratelimit_exemptions ORDER BY kind, value");
   if (!ex) {
-    problems->push_back(
-        fmt::format("ratelimit_exemptions: cannot read the table: {}", ex.error()));
+    problems->push_back(fmt::format("ratelimit_exemptions: cannot read the table: {}", ex.error()));
     return;
   }
   while ((rc = sqlite3_step(ex->get())) == SQLITE_ROW) {

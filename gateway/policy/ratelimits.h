@@ -28,8 +28,8 @@ namespace mailgate::policy {
 
 struct RateLimitRow {
   std::string name;
-  std::string what;               // connections | messages | recipients | bytes
-  std::vector<std::string> key;   // parts, in the order written
+  std::string what;              // connections | messages | recipients | bytes
+  std::vector<std::string> key;  // parts, in the order written
   int64_t ipv4_prefix = 32;
   int64_t ipv6_prefix = 64;
   int64_t rate = 0;

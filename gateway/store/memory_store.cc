@@ -18,9 +18,7 @@ std::string internal_key(char kind, std::string_view key) {
   return k;
 }
 
-int64_t expiry(int64_t now, uint32_t ttl_ms) {
-  return ttl_ms == 0 ? INT64_MAX : now + ttl_ms;
-}
+int64_t expiry(int64_t now, uint32_t ttl_ms) { return ttl_ms == 0 ? INT64_MAX : now + ttl_ms; }
 
 }  // namespace
 

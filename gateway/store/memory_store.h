@@ -42,9 +42,9 @@ class MemoryStore final : public Store {
  private:
   static constexpr int64_t kNever = INT64_MAX;
   struct Entry {
-    int64_t number = 0;      // counter: the sum; rate: the TAT in microseconds
+    int64_t number = 0;  // counter: the sum; rate: the TAT in microseconds
     int64_t expires_ms = kNever;
-    std::string text;        // record: the value
+    std::string text;  // record: the value
   };
   struct Shard {
     mutable std::mutex mu;

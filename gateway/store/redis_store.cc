@@ -94,8 +94,8 @@ class RedisStore::Lease {
       argv.push_back(a.c_str());
       lens.push_back(a.size());
     }
-    void* raw = redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(),
-                                 lens.data());
+    void* raw =
+        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data());
     return Reply(static_cast<redisReply*>(raw));
   }
 
@@ -167,9 +167,9 @@ std::optional<int64_t> RedisStore::counter_add(std::string_view key, int64_t del
                                                uint32_t window_ms) {
   Lease lease(*this);
   if (!lease) return std::nullopt;
-  Reply r = lease.eval(*counter_script_, fmt::format("mg:c:{}", key),
-                       {std::to_string(clock_.now_ms()), std::to_string(delta),
-                        std::to_string(window_ms)});
+  Reply r = lease.eval(
+      *counter_script_, fmt::format("mg:c:{}", key),
+      {std::to_string(clock_.now_ms()), std::to_string(delta), std::to_string(window_ms)});
   if (!r || r->type != REDIS_REPLY_INTEGER) return std::nullopt;
   return static_cast<int64_t>(r->integer);
 }
@@ -188,16 +188,16 @@ std::optional<RateDecision> RedisStore::rate(std::string_view key, const RateSpe
     return std::nullopt;
   RateDecision d;
   d.allowed = r->element[0]->integer == 1;
-  d.retry_after_ms = static_cast<uint32_t>(
-      std::clamp<long long>(r->element[1]->integer, 0, UINT32_MAX));
+  d.retry_after_ms =
+      static_cast<uint32_t>(std::clamp<long long>(r->element[1]->integer, 0, UINT32_MAX));
   return d;
 }
 
 std::optional<std::optional<std::string>> RedisStore::get(std::string_view key) {
   Lease lease(*this);
   if (!lease) return std::nullopt;
-  Reply r = lease.eval(*get_script_, fmt::format("mg:k:{}", key),
-                       {std::to_string(clock_.now_ms())});
+  Reply r =
+      lease.eval(*get_script_, fmt::format("mg:k:{}", key), {std::to_string(clock_.now_ms())});
   if (!r) return std::nullopt;
   if (r->type == REDIS_REPLY_NIL) return std::optional<std::string>();
   if (r->type != REDIS_REPLY_STRING) return std::nullopt;
@@ -209,8 +209,8 @@ SetResult RedisStore::set(std::string_view key, std::string_view value, uint32_t
   Lease lease(*this);
   if (!lease) return SetResult::kUnavailable;
   Reply r = lease.eval(*set_script_, fmt::format("mg:k:{}", key),
-                       {std::to_string(clock_.now_ms()), std::to_string(ttl_ms),
-                        std::string(value), only_if_absent ? "1" : "0"});
+                       {std::to_string(clock_.now_ms()), std::to_string(ttl_ms), std::string(value),
+                        only_if_absent ? "1" : "0"});
   if (!r || r->type != REDIS_REPLY_INTEGER) return SetResult::kUnavailable;
   return r->integer == 1 ? SetResult::kStored : SetResult::kExists;
 }

@@ -12,12 +12,13 @@ std::unique_ptr<Store> make_store(const StoreConfig& config, const Clock& clock)
   }
   auto redis = std::make_unique<RedisStore>(*config.redis, clock);
   if (auto error = redis->ping()) {
-    MG_LOG_WARNING("counter store: redis {} does not answer yet ({}); store fail mode {} applies "
-                   "until it does",
-                   redis->describe(), *error, config.fail_open ? "open" : "tempfail");
+    MG_LOG_WARNING(
+        "counter store: redis {} does not answer yet ({}); store fail mode {} applies "
+        "until it does",
+        redis->describe(), *error, config.fail_open ? "open" : "tempfail");
   } else {
-    MG_LOG_INFO("counter store: redis {} (pool {}, timeout {} ms, fail mode {})",
-                redis->describe(), config.redis->pool_size, config.redis->timeout.count(),
+    MG_LOG_INFO("counter store: redis {} (pool {}, timeout {} ms, fail mode {})", redis->describe(),
+                config.redis->pool_size, config.redis->timeout.count(),
                 config.fail_open ? "open" : "tempfail");
   }
   return redis;

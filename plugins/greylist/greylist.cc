@@ -139,9 +139,8 @@ class GreylistPlugin : public mailgate::Plugin {
     const std::string rcpt = lower(recipient);
     if (exempt_rcpt_domains_.count(domain_of(rcpt))) return Action::kContinue;
 
-    const std::string net =
-        mailgate::plugins::client_network(client, ipv4_prefix_, ipv6_prefix_).value_or(
-            std::string(client));
+    const std::string net = mailgate::plugins::client_network(client, ipv4_prefix_, ipv6_prefix_)
+                                .value_or(std::string(client));
     const std::uint32_t expiry_ms = expiry_s_ * 1000u;
     if (auto_pass_after_ > 0) {
       auto auto_pass = kv_get("gl:a:" + net);
@@ -172,14 +171,15 @@ class GreylistPlugin : public mailgate::Plugin {
       return refuse(s, static_cast<std::uint32_t>((left_ms + 999) / 1000));
     }
     if (kv_set(key, "ok", expiry_ms, false) == KvSetResult::kUnavailable) return store_failed(s);
-    s.log(LogLevel::kInfo, "greylist passed " + net + " " + sender + " -> " + rcpt +
-                               " after " + std::to_string(waited_ms / 1000) + "s");
+    s.log(LogLevel::kInfo, "greylist passed " + net + " " + sender + " -> " + rcpt + " after " +
+                               std::to_string(waited_ms / 1000) + "s");
     if (auto_pass_after_ > 0) {
       auto passes = counter_add("gl:c:" + net, 1, expiry_ms);
       if (passes && *passes >= static_cast<std::int64_t>(auto_pass_after_) &&
           kv_set("gl:a:" + net, "1", expiry_ms, false) == KvSetResult::kStored)
-        s.log(LogLevel::kInfo, "greylist: client network " + net + " passes automatically from now on (" +
-                                   std::to_string(*passes) + " successful retries)");
+        s.log(LogLevel::kInfo, "greylist: client network " + net +
+                                   " passes automatically from now on (" + std::to_string(*passes) +
+                                   " successful retries)");
     }
     return Action::kContinue;
   }
@@ -187,8 +187,9 @@ class GreylistPlugin : public mailgate::Plugin {
  private:
   Action refuse(Session& s, std::uint32_t seconds) const {
     seconds = std::max<std::uint32_t>(seconds, 1);
-    return s.tempfail(451, "4.7.1", "Greylisted, please try again in " + std::to_string(seconds) +
-                                        (seconds == 1 ? " second" : " seconds"));
+    return s.tempfail(451, "4.7.1",
+                      "Greylisted, please try again in " + std::to_string(seconds) +
+                          (seconds == 1 ? " second" : " seconds"));
   }
 
   Action store_failed(Session& s) const {

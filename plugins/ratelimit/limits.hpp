@@ -19,7 +19,15 @@
 namespace mailgate::ratelimit {
 
 enum class What { kConnections, kMessages, kRecipients, kBytes };
-enum class Part { kClientIp, kHelo, kSender, kSenderDomain, kRecipient, kRecipientDomain, kAuthUser };
+enum class Part {
+  kClientIp,
+  kHelo,
+  kSender,
+  kSenderDomain,
+  kRecipient,
+  kRecipientDomain,
+  kAuthUser
+};
 
 struct Limit {
   std::string name;
@@ -35,10 +43,14 @@ struct Limit {
 
 inline const char* what_name(What w) {
   switch (w) {
-    case What::kConnections: return "connections";
-    case What::kMessages: return "messages";
-    case What::kRecipients: return "recipients";
-    case What::kBytes: return "bytes";
+    case What::kConnections:
+      return "connections";
+    case What::kMessages:
+      return "messages";
+    case What::kRecipients:
+      return "recipients";
+    case What::kBytes:
+      return "bytes";
   }
   return "?";
 }
@@ -72,10 +84,9 @@ inline std::vector<Limit> parse_limits(std::string_view json, std::vector<std::s
   }
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const nlohmann::json& r = rows[i];
-    const std::string label =
-        "row " + (r.is_object() && r.contains("name") && r["name"].is_string()
-                      ? "'" + r["name"].get<std::string>() + "'"
-                      : std::to_string(i));
+    const std::string label = "row " + (r.is_object() && r.contains("name") && r["name"].is_string()
+                                            ? "'" + r["name"].get<std::string>() + "'"
+                                            : std::to_string(i));
     try {
       Limit l;
       l.name = r.at("name").get<std::string>();

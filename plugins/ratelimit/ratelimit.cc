@@ -58,11 +58,15 @@ class RateLimitPlugin : public mailgate::Plugin {
     for (const auto& [key, value] : settings.items()) {
       if (key == "store_fail_mode") {
         const std::string mode = value.is_string() ? value.get<std::string>() : "";
-        if (mode == "gateway") fail_mode_ = FailMode::kGateway;
-        else if (mode == "open") fail_mode_ = FailMode::kOpen;
-        else if (mode == "tempfail") fail_mode_ = FailMode::kTempfail;
-        else throw std::invalid_argument(
-                 "setting \"store_fail_mode\" must be \"gateway\", \"open\" or \"tempfail\"");
+        if (mode == "gateway")
+          fail_mode_ = FailMode::kGateway;
+        else if (mode == "open")
+          fail_mode_ = FailMode::kOpen;
+        else if (mode == "tempfail")
+          fail_mode_ = FailMode::kTempfail;
+        else
+          throw std::invalid_argument(
+              "setting \"store_fail_mode\" must be \"gateway\", \"open\" or \"tempfail\"");
       } else {
         throw std::invalid_argument("unknown setting \"" + key + "\"");
       }
@@ -86,7 +90,8 @@ class RateLimitPlugin : public mailgate::Plugin {
   Action on_eom(Session& s) override {
     Event e = event(s);
     const std::uint64_t size = s.message_size();
-    return check(s, What::kBytes, static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX)), e);
+    return check(s, What::kBytes,
+                 static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX)), e);
   }
 
  private:
@@ -134,7 +139,7 @@ class RateLimitPlugin : public mailgate::Plugin {
     FailMode mode = fail_mode_;
     if (mode == FailMode::kGateway)
       mode = store_fail_mode() == mailgate::StoreFailMode::kOpen ? FailMode::kOpen
-                                                                : FailMode::kTempfail;
+                                                                 : FailMode::kTempfail;
     if (mode == FailMode::kOpen) {
       s.log(LogLevel::kWarning, "rate limit store unavailable; limit '" + limit.name +
                                     "' not checked (store fail mode open)");
@@ -190,9 +195,9 @@ class RateLimitPlugin : public mailgate::Plugin {
                                "); " + (l.reject ? "rejected" : "tempfail") + ", retry in " +
                                std::to_string(seconds) + "s");
     if (l.reject) return s.reject(550, "5.7.1", "Rate limit '" + l.name + "' exceeded");
-    return s.tempfail(451, "4.7.1", "Rate limit '" + l.name + "' exceeded, try again in " +
-                                        std::to_string(seconds) +
-                                        (seconds == 1 ? " second" : " seconds"));
+    return s.tempfail(451, "4.7.1",
+                      "Rate limit '" + l.name + "' exceeded, try again in " +
+                          std::to_string(seconds) + (seconds == 1 ? " second" : " seconds"));
   }
 
   std::optional<mailgate::RateLimitResult> ask(const Limit& l, const std::string& key,

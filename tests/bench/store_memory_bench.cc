@@ -41,10 +41,12 @@ int main(int argc, char** argv) {
   uint64_t max_entries = 100'000;
   bool check = false;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--keys") && i + 1 < argc) keys = std::strtoull(argv[++i], nullptr, 10);
+    if (!std::strcmp(argv[i], "--keys") && i + 1 < argc)
+      keys = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--max_entries") && i + 1 < argc)
       max_entries = std::strtoull(argv[++i], nullptr, 10);
-    else if (!std::strcmp(argv[i], "--check")) check = true;
+    else if (!std::strcmp(argv[i], "--check"))
+      check = true;
     else {
       std::fprintf(stderr, "usage: %s [--keys N] [--max_entries M] [--check]\n", argv[0]);
       return 2;

@@ -2,7 +2,7 @@
 // network, no DNS server. Header-only, C++17; link with mailgate::fake_host (it adds libdl).
 //
 // Owns: FakeHost (one mg_host table whose every service is backed by memory the test scripts
-// and inspects: logs, policy rows, DNS answers, and the store — counters, rate limits, records —
+// and inspects: logs, policy rows, DNS answers, and the store (counters, rate limits, records)
 // on a fake clock that moves only when the test says so), FakeSession (one
 // session: items, MAIL parameters, recipients, headers, body, and what the plugin did —
 // reply, symbols, header and envelope edits, data slots), LoadedPlugin (a plugin obtained by
@@ -1075,7 +1075,8 @@ struct Callbacks {
     const std::int64_t next = tat + interval * units;
     if (next - interval * capacity > now) {
       if (retry_after_ms != nullptr)
-        *retry_after_ms = static_cast<std::uint32_t>((next - interval * capacity - now + 999) / 1000);
+        *retry_after_ms =
+            static_cast<std::uint32_t>((next - interval * capacity - now + 999) / 1000);
       return 0;
     }
     if (!dry_run) host->rate_tat_us_[key] = next;

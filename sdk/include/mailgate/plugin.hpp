@@ -579,7 +579,8 @@ class Plugin {
     if (!MG_HOST_HAS(host_, kv_set)) return KvSetResult::kUnavailable;
     const int r = host_->kv_set(detail::CString(key).c_str(), detail::CString(value).c_str(),
                                 ttl_ms, only_if_absent ? 1 : 0);
-    return r == 1 ? KvSetResult::kStored : r == 0 ? KvSetResult::kExists : KvSetResult::kUnavailable;
+    if (r == 1) return KvSetResult::kStored;
+    return r == 0 ? KvSetResult::kExists : KvSetResult::kUnavailable;
   }
   // The admin's choice (--redis_fail_mode) for when the store is unavailable; kTempFail from an
   // older host.

@@ -58,7 +58,8 @@ TEST_F(GreylistTest, FullCycle) {
   host_.advance_time_ms(999);
   // Retried after the delay, from another address of the same /24: passes.
   EXPECT_EQ(rcpt("192.0.2.77", "A@Example.com", "b@example.net"), MG_CONTINUE);
-  EXPECT_TRUE(host_.logged("greylist passed 192.0.2.0/24 a@example.com -> b@example.net after 300s"));
+  EXPECT_TRUE(
+      host_.logged("greylist passed 192.0.2.0/24 a@example.com -> b@example.net after 300s"));
   // Remembered: later messages pass at once, and each pass renews the expiry.
   host_.advance_time_ms(80'000'000);
   EXPECT_EQ(rcpt("192.0.2.10", "a@example.com", "b@example.net"), MG_CONTINUE);
@@ -162,7 +163,8 @@ TEST(GreylistSettings, ErrorsNameTheSetting) {
     return std::string();
   };
   EXPECT_NE(error(R"({"delay": -1})").find("\"delay\""), std::string::npos);
-  EXPECT_NE(error(R"({"delay": 600, "retry_window": 300})").find("retry_window"), std::string::npos);
+  EXPECT_NE(error(R"({"delay": 600, "retry_window": 300})").find("retry_window"),
+            std::string::npos);
   EXPECT_NE(error(R"({"exempt_networks": ["10.0.0.0/33"]})").find("exempt_networks"),
             std::string::npos);
   EXPECT_NE(error(R"({"exempt_senders": "x"})").find("must be an array"), std::string::npos);

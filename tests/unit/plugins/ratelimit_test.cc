@@ -13,7 +13,8 @@
 #include "policy/snapshot.h"
 
 #ifndef MAILGATE_RATELIMIT_PLUGIN
-#error "MAILGATE_RATELIMIT_PLUGIN (the built ratelimit.so) comes from plugins/ratelimit/CMakeLists.txt"
+#error \
+    "MAILGATE_RATELIMIT_PLUGIN (the built ratelimit.so) comes from plugins/ratelimit/CMakeLists.txt"
 #endif
 
 namespace {
@@ -152,8 +153,12 @@ TEST_F(RateLimitTest, EveryKeyKindIsEnforcedExactly) {
       {"recipient", "recipients", {}, {}, {"r@c.example", "R@c.example", "s@c.example"}, {}},
       {"recipient_domain", "recipients", {}, {}, {"r@c.example", "s@C.example", "r@d.example"}, {}},
       {"auth_user", "recipients", {}, {}, {}, {"alice", "Alice", "bob"}},
-      {"client_ip+sender", "messages", {"192.0.2.1", "192.0.2.1", "192.0.2.2"},
-       {"x@a.example", "x@a.example", "x@a.example"}, {}, {}},
+      {"client_ip+sender",
+       "messages",
+       {"192.0.2.1", "192.0.2.1", "192.0.2.2"},
+       {"x@a.example", "x@a.example", "x@a.example"},
+       {},
+       {}},
   };
   int n = 0;
   for (const KeyCase& c : cases) {
@@ -165,8 +170,9 @@ TEST_F(RateLimitTest, EveryKeyKindIsEnforcedExactly) {
       FakeSession s(host_);
       s.set(MG_ITEM_CLIENT_ADDR, c.client.empty() ? "203.0.113.5" : c.client[i]);
       if (!c.auth.empty()) s.set(MG_ITEM_AUTH_USER, c.auth[i]);
-      run_helo(plugin(), s, std::string(c.key) == "helo" ? (i < 2 ? "One.example" : "two.example")
-                                                         : "h.example");
+      run_helo(
+          plugin(), s,
+          std::string(c.key) == "helo" ? (i < 2 ? "One.example" : "two.example") : "h.example");
       mg_action a = run_mail(plugin(), s, c.sender.empty() ? "s@e.example" : c.sender[i]);
       if (a != MG_CONTINUE) return a;
       return run_rcpt(plugin(), s, c.rcpt.empty() ? "t@f.example" : c.rcpt[i]);
@@ -190,7 +196,8 @@ TEST_F(RateLimitTest, AuthUserLimitSkipsUnauthenticatedSessions) {
   for (int i = 0; i < 50; ++i) rcpts.push_back("r" + std::to_string(i) + "@example.net");
   for (int m = 0; m < 4; ++m)
     ASSERT_EQ(message("192.0.2.1", "alice@example.com", rcpts, "alice"), MG_CONTINUE);
-  EXPECT_EQ(message("192.0.2.1", "alice@example.com", {"one-more@example.net"}, "alice"), MG_REJECT);
+  EXPECT_EQ(message("192.0.2.1", "alice@example.com", {"one-more@example.net"}, "alice"),
+            MG_REJECT);
   EXPECT_EQ(last_reply_->code, 550);
   EXPECT_EQ(last_reply_->enhanced, "5.7.1");
   EXPECT_EQ(last_reply_->text, "Rate limit 'auth-rcpt' exceeded");
@@ -302,7 +309,8 @@ TEST(RateLimitSettings, BadSettingsNameTheKey) {
     }
     return std::string();
   };
-  EXPECT_NE(error(R"({"store_fail_mode": "sometimes"})").find("store_fail_mode"), std::string::npos);
+  EXPECT_NE(error(R"({"store_fail_mode": "sometimes"})").find("store_fail_mode"),
+            std::string::npos);
   EXPECT_NE(error(R"({"colour": 1})").find("unknown setting \"colour\""), std::string::npos);
   EXPECT_EQ(error("{}"), "");
 }

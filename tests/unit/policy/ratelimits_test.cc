@@ -2,11 +2,12 @@
 // (gateway/policy/ratelimits.*): the lookup values the ratelimit plugin reads, and validation
 // errors that name the row (written through a connection that bypasses the CHECK constraints,
 // as a careless hand edit would).
+#include "policy/ratelimits.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "policy/ratelimits.h"
 #include "policy/snapshot.h"
 #include "policy_test_util.h"
 

@@ -3,6 +3,7 @@
 // ManualClock, so every limit is checked exactly: N pass, N+1 is refused with the right retry
 // hint, and after the window the key passes again.
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 
 #include <atomic>
 #include <memory>
@@ -10,12 +11,10 @@
 #include <thread>
 #include <vector>
 
+#include "redis_server_fixture.h"
 #include "store/clock.h"
 #include "store/memory_store.h"
 #include "store/redis_store.h"
-#include "redis_server_fixture.h"
-
-#include <hiredis/hiredis.h>
 
 namespace mailgate::store {
 namespace {
@@ -72,7 +71,8 @@ TEST_P(StoreContract, RateAllowsTheBurstThenOneEveryInterval) {
   EXPECT_FALSE(store_->rate("ip:192.0.2.0/24", spec, 1, false)->allowed);
   // After a whole quiet period the full burst is back.
   clock_.advance_ms(60'000);
-  for (int i = 0; i < 30; ++i) EXPECT_TRUE(store_->rate("ip:192.0.2.0/24", spec, 1, false)->allowed);
+  for (int i = 0; i < 30; ++i)
+    EXPECT_TRUE(store_->rate("ip:192.0.2.0/24", spec, 1, false)->allowed);
   EXPECT_FALSE(store_->rate("ip:192.0.2.0/24", spec, 1, false)->allowed);
   // Other keys are independent.
   EXPECT_TRUE(store_->rate("ip:198.51.100.0/24", spec, 1, false)->allowed);
@@ -133,8 +133,10 @@ TEST_P(StoreContract, ConcurrentCallersNeverOverspend) {
     threads.emplace_back([&] {
       for (int i = 0; i < 60; ++i) {
         auto d = store_->rate("race", spec, 1, false);
-        if (!d) ++unavailable;
-        else if (d->allowed) ++allowed;
+        if (!d)
+          ++unavailable;
+        else if (d->allowed)
+          ++allowed;
         store_->counter_add("race-count", 1, 0);
       }
     });
