@@ -19,6 +19,9 @@ DEFINE_uint64(max_connections_per_ip, 20, "Simultaneous client connections per c
 DEFINE_uint64(max_message_size, 52428800, "Largest message accepted, in bytes (SIZE)");
 DEFINE_uint64(max_recipients, 100, "Recipients accepted per message");
 DEFINE_uint64(max_errors, 20, "Error replies in one session before 421 and disconnect");
+DEFINE_double(greet_pause, 0, "Seconds to wait before the greeting; a client that sends anything "
+              "before it is refused (554 5.5.1) as an early talker (0: no wait, but data sent "
+              "during the CONNECT plugins is still caught)");
 DEFINE_double(client_timeout, 300, "Seconds to wait for a client command or data (RFC 5321 "
               "§4.5.3.2.7)");
 DEFINE_double(backend_connect_timeout, 30, "Seconds to connect to the backend");
@@ -157,6 +160,10 @@ Expected<GatewayConfig, std::string> from_flags() {
     if (!ms) return unexpected(ms.error());
     *t.target = *ms;
   }
+  if (!(FLAGS_greet_pause >= 0) || FLAGS_greet_pause > 60)
+    return unexpected(flag_error("greet_pause", "must be a number of seconds from 0 to 60"));
+  c.session.greet_pause =
+      std::chrono::milliseconds(static_cast<int64_t>(std::ceil(FLAGS_greet_pause * 1000)));
   c.relay.pool_max_idle = FLAGS_backend_pool_size;
   c.relay.use_xclient = FLAGS_xclient;
   c.relay.use_xforward = FLAGS_xforward;

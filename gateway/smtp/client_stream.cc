@@ -24,6 +24,17 @@ ClientStream::ClientStream(asio::ip::tcp::socket socket)
 
 ClientStream::~ClientStream() { watch_->alive = false; }
 
+asio::awaitable<bool> ClientStream::talked_within(std::chrono::milliseconds pause) {
+  std::error_code ec;
+  if (pause.count() > 0) {
+    asio::steady_timer pause_timer(socket_.get_executor());
+    pause_timer.expires_after(pause);
+    co_await pause_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  const size_t waiting = socket_.available(ec);
+  co_return has_buffered_input() || (!ec && waiting > 0);
+}
+
 void ClientStream::arm(std::chrono::milliseconds timeout) {
   Watch& w = *watch_;
   w.timed_out = false;

@@ -50,6 +50,11 @@ class ClientStream {
   // True when a complete or partial next command is already buffered (client pipelined).
   bool has_buffered_input() const { return in_begin_ < in_end_; }
 
+  // Waits `pause` (none when zero), then tells whether the client has sent anything: before
+  // the greeting, any byte is a protocol violation (an "early talker", typically a bot that
+  // does not wait for the server).
+  asio::awaitable<bool> talked_within(std::chrono::milliseconds pause);
+
   // Raw access for DATA: buffered() returns unread bytes, consume() marks some read, and
   // fill() reads more from the socket (flushing replies first). fill() returns the status:
   // kOk, kClosed, kTimedOut or kCancelled.

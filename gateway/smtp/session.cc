@@ -11,6 +11,21 @@
 namespace mailgate::smtp {
 namespace {
 
+// The request methods of HTTP (RFC 9110 and the common extensions): never SMTP verbs.
+bool is_http_method(std::string_view verb) {
+  static constexpr std::string_view kMethods[] = {"GET",     "POST",  "HEAD",  "PUT",
+                                                  "CONNECT", "DELETE", "OPTIONS", "PATCH",
+                                                  "TRACE"};
+  for (std::string_view m : kMethods) {
+    if (verb.size() != m.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < m.size() && same; ++i)
+      same = (verb[i] & ~0x20) == m[i];
+    if (same) return true;
+  }
+  return false;
+}
+
 const Reply kBadSequenceHelo = Reply::make(503, "5.5.1", "Error: send HELO/EHLO first");
 const Reply kBadSequenceMail = Reply::make(503, "5.5.1", "Error: need MAIL command");
 const Reply kBadSequenceRcpt = Reply::make(503, "5.5.1", "Error: need RCPT command");
@@ -164,8 +179,20 @@ asio::awaitable<void> Session::run() {
     stream_.queue(r);
     enter(State::kClosing);
   } else {
-    stream_.queue(Reply::make(220, "", config_->hostname + " ESMTP mailgate"));
-    enter(State::kConnected);
+    // Anything the client sent before our greeting (during the CONNECT plugins or the greet
+    // pause) means it does not wait for the server: a bot, or a cross-protocol attack.
+    const bool early = co_await stream_.talked_within(config_->greet_pause);
+    if (early) {
+      MG_LOG_INFO("{}: reject: early talker {}[{}]: sent data before the greeting", id_,
+                  client_.name, client_.addr);
+      stream_.discard_buffered();
+      stream_.queue(
+          Reply::make(554, "5.5.1", "Error: protocol error, data sent before the greeting"));
+      enter(State::kClosing);
+    } else {
+      stream_.queue(Reply::make(220, "", config_->hostname + " ESMTP mailgate"));
+      enter(State::kConnected);
+    }
   }
   size_t commands = 0;
   while (state_ != State::kClosing) {
@@ -774,7 +801,17 @@ asio::awaitable<void> Session::on_not_implemented(const Command&) {
   co_return;
 }
 
-asio::awaitable<void> Session::on_unknown(const Command&) {
+asio::awaitable<void> Session::on_unknown(const Command& cmd) {
+  if (is_http_method(cmd.verb_text)) {
+    // A web request sent to the SMTP port (a browser tricked into posting a form here, or a
+    // scanner): close at once, so no later line of it is ever run as an SMTP command.
+    MG_LOG_INFO("{}: reject: HTTP request ({}) from {}[{}]; closing", id_,
+                sanitize(cmd.verb_text), client_.name, client_.addr);
+    stream_.discard_buffered();
+    stream_.queue(Reply::make(554, "5.5.1", "Error: this is an SMTP server, not HTTP; closing"));
+    enter(State::kClosing);
+    co_return;
+  }
   reply(Reply::make(502, "5.5.2", "Error: command not recognized"), true);
   co_return;
 }

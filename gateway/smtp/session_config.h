@@ -21,6 +21,7 @@ struct SessionConfig {
   size_t max_text_line = 1000;                 // octets including CRLF (RFC 5321 §4.5.3.1.6)
   BareEolPolicy bare_eol = BareEolPolicy::kReject;
   std::chrono::milliseconds client_timeout{300'000};  // server timeout, RFC 5321 §4.5.3.2.7
+  std::chrono::milliseconds greet_pause{0};  // wait before the greeting to catch early talkers
   std::string spool_dir = "/var/spool/mailgate";      // where large messages spill to disk
   size_t spool_memory_limit = 1 << 20;                // bytes of a message kept in memory
 };
