@@ -16,6 +16,13 @@ const OptionSpec kPluginOptions[] = {
     {"--timeout-ms", "N", "time budget of one callback in ms, 1..600000 (default 5000)"},
 };
 
+// The Bayes token store of learn and classify (default: the bayes plugin's settings).
+const OptionSpec kBayesDb{"--bayes-db", "FILE", "the SQLite token file (learn creates it)"};
+const OptionSpec kBayesRedis{"--redis", "HOST:PORT",
+                             "the gateway's Redis, for the plugin's backend \"store\""};
+const OptionSpec kBayesPrefix{"--key-prefix", "PREFIX",
+                              "with --redis: the plugin's key_prefix (default bayes)"};
+
 // The attribute options of add and set; add requires --path.
 std::vector<OptionSpec> plugin_options(bool path_required,
                                        std::initializer_list<OptionSpec> extra) {
@@ -144,6 +151,24 @@ const std::vector<CommandSpec>& command_table() {
       {{"dkim", "disable"}, "DOMAIN SELECTOR", "stop signing with a DKIM key (keeps it)", 2, 2,
        {}, run_dkim_disable},
       {{"dkim", "remove"}, "DOMAIN SELECTOR", "delete a DKIM key", 2, 2, {}, run_dkim_remove},
+
+      {{"learn"},
+       "PATH... --spam|--ham [--bayes-db FILE] [--redis HOST:PORT] [--key-prefix PREFIX]",
+       "teach the Bayes classifier: message files, mboxes, maildirs or directories of messages",
+       1, 1000000,
+       {{"--spam", "", "the messages are spam"},
+        {"--ham", "", "the messages are ham (wanted mail)"},
+        kBayesDb, kBayesRedis, kBayesPrefix},
+       run_learn},
+      {{"classify"},
+       "[--bayes-db FILE] [--redis HOST:PORT] [--key-prefix PREFIX] [--spam-cutoff P] "
+       "[--ham-cutoff P] FILE...",
+       "print the Bayes spam probability and verdict (spam, unsure, ham) of each message", 1,
+       1000000,
+       {kBayesDb, kBayesRedis, kBayesPrefix,
+        {"--spam-cutoff", "P", "spam at or above this probability (default: the plugin's, 0.9)"},
+        {"--ham-cutoff", "P", "ham at or below this probability (default: the plugin's, 0.2)"}},
+       run_classify},
 
       {{"check"},
        "--client-ip IP [--client-name NAME] [--helo NAME] --from ADDR --to ADDR [--to ADDR...] "

@@ -53,6 +53,9 @@ int run_ratelimit_list(Context& ctx, const Args& args);
 int run_ratelimit_exempt(Context& ctx, const Args& args);
 int run_ratelimit_unexempt(Context& ctx, const Args& args);
 int run_ratelimit_exemptions(Context& ctx, const Args& args);
+// bayes_commands.cc: the Bayes classifier's token counts (the bayes plugin)
+int run_learn(Context& ctx, const Args& args);
+int run_classify(Context& ctx, const Args& args);
 // check_command.cc: run the chain over a message (exit 3 reject, 4 tempfail, 5 discard)
 int run_check(Context& ctx, const Args& args);
 
