@@ -5,9 +5,12 @@
 // refused with the retry hint, and after the window it passes again.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mailgate/fake_host.hpp>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "../policy/policy_test_util.h"
 #include "policy/snapshot.h"
@@ -297,6 +300,23 @@ TEST_F(RateLimitTest, LimitsFollowThePolicyLive) {
   host_.clear_policy();  // no limits at all
   for (int i = 0; i < 10; ++i)
     EXPECT_EQ(message("192.0.2.1", "a@example.com", {"b@example.net"}), MG_CONTINUE);
+}
+
+TEST_F(RateLimitTest, ConcurrentSessionsShareOneLimitExactly) {
+  use(row("per-24", "messages", "client_ip", 100, 3600, "tempfail", 0, 24));
+  std::atomic<int> passed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        FakeSession s(host_);
+        s.set(MG_ITEM_CLIENT_ADDR, "192.0.2." + std::to_string(t * 50 + i + 1));
+        if (run_mail(plugin(), s, "a@example.com") == MG_CONTINUE) ++passed;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(passed.load(), 100);
+  EXPECT_TRUE(host_.violations().empty());
 }
 
 TEST(RateLimitSettings, BadSettingsNameTheKey) {
