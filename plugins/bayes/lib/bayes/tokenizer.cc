@@ -249,11 +249,15 @@ std::vector<std::string> tokenize(const Message& message, std::size_t max_text_b
   for (const std::string& s : scan.structure) out.push_back(s);
   for (const TextPart& part : scan.texts) {
     tokenize_text(part.text, out);
-    std::size_t high = 0;
-    for (const char c : part.text)
+    std::size_t high = 0, upper = 0, letters = 0;
+    for (const char c : part.text) {
       if (static_cast<unsigned char>(c) >= 128) ++high;
+      if (c >= 'A' && c <= 'Z') ++upper;
+      if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) ++letters;
+    }
     if (!part.text.empty() && high > 0)
       out.push_back("8bit%:" + std::to_string(high * 100 / part.text.size() / 10 * 10));
+    if (letters >= 20) out.push_back("caps%:" + std::to_string(upper * 100 / letters / 10 * 10));
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());

@@ -12,6 +12,7 @@
 //                "received:ip:<a.b.c>", "message-id:@<domain>", "x-mailer:<value>",
 //                "return-path:<domain>", and "header:<name>:<count>" for every field name
 //   8-bit        "8bit%:<percent of bytes above 127, rounded to 10>" per text part
+//   capitals     "caps%:<percent of letters in upper case, rounded to 10>" per text part
 // Fields the gateway's own scorers write (X-Spam-*, X-Mailgate-*, X-Bayes-*) are ignored, so
 // a learned verdict never teaches itself.
 // Each token appears once per message (the classifier counts messages, not occurrences).
