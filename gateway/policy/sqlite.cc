@@ -1,6 +1,11 @@
 // policy/sqlite.cc — RAII handles and helpers around the SQLite C API. See sqlite.h.
 #include "policy/sqlite.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
 
 namespace mailgate::policy {
@@ -13,6 +18,8 @@ constexpr int kBusyTimeoutMs = 5000;
 Expected<DbHandle, std::string> open_db(const std::string& path, OpenMode mode) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (mode == OpenMode::kReadWriteCreate) flags |= SQLITE_OPEN_CREATE;
+  struct stat before {};
+  const bool creating = mode == OpenMode::kReadWriteCreate && ::stat(path.c_str(), &before) != 0;
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   DbHandle db(raw);  // sqlite3_open_v2 may return a handle even on failure
@@ -20,6 +27,11 @@ Expected<DbHandle, std::string> open_db(const std::string& path, OpenMode mode) 
     std::string reason = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
     return unexpected(fmt::format("cannot open policy database '{}': {}", path, reason));
   }
+  // The policy holds DKIM private keys: a database we create is for its owner only (SQLite
+  // gives its -wal and -shm files the same mode).
+  if (creating && ::chmod(path.c_str(), 0600) != 0)
+    return unexpected(fmt::format("cannot make policy database '{}' private: {}", path,
+                                  std::strerror(errno)));
   sqlite3_extended_result_codes(db.get(), 1);
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   // Opening is lazy: read the header now so "file is not a database" surfaces here.

@@ -4,6 +4,7 @@
 #include "policy/migrations.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <map>
@@ -25,6 +26,21 @@ DbHandle open_new(const std::string& path) {
 }
 
 int64_t user_version(sqlite3* db) { return *query_int(db, "PRAGMA user_version"); }
+
+// It will hold DKIM private keys: a database the gateway or mailgatectl creates is 0600, and
+// an existing one keeps the mode its admin gave it.
+TEST(OpenDb, CreatesThePolicyDatabaseForItsOwnerOnly) {
+  TempDir dir;
+  const std::string path = dir.file("new.db");
+  { DbHandle db = open_new(path); }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::chmod(path.c_str(), 0640), 0);
+  { DbHandle db = open_new(path); }
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
 
 TEST(Migrations, AreEmbeddedInOrder) {
   auto all = migrations();
