@@ -193,7 +193,8 @@ class HostileClientTest(base.PostfixCase):
         r = c.data(b".\r\n", timeout=60)
         self.assertEqual((r.code, r.enhanced), (552, "5.3.4"), r)
         after = peak_rss_kib(self.gw.pid)
-        self.assertLess(after - before, 16 * 1024, f"peak RSS grew {after - before} KiB")
+        if not util.sanitized_binary(self.gw.binary):  # ASan's quarantine keeps freed buffers
+            self.assertLess(after - before, 16 * 1024, f"peak RSS grew {after - before} KiB")
         self.assertEqual(c.cmd("NOOP").code, 250)  # the session goes on
         c.quit()
         self.assertEqual(self.delivered(f"big-{t}"), [])

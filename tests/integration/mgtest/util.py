@@ -59,3 +59,10 @@ def pid_alive(pid):
     # State is the field after the parenthesised command name.
     state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
     return state not in (b"Z", b"X", b"")
+
+
+def sanitized_binary(path):
+    """True when `path` was built with AddressSanitizer (its runtime is linked in): memory
+    figures are then dominated by ASan's shadow memory and quarantine, not the program's."""
+    with open(path, "rb") as f:
+        return b"__asan_init" in f.read()
