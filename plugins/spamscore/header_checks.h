@@ -2,7 +2,8 @@
 //   MISSING_FROM        no From field                MULTIPLE_FROM     more than one From
 //   MALFORMED_FROM      From is not a list of mailboxes local@domain (RFC 5322 3.6.2)
 //   MISSING_DATE        no Date field                INVALID_DATE      Date does not parse
-//   DATE_IN_FUTURE      Date more than `future_hours` ahead of the gateway's clock
+//   DATE_IN_FUTURE      Date more than `future_hours` ahead of the gateway's clock (now_ms;
+//                       not checked when it is 0)
 //   MISSING_MESSAGE_ID  no Message-ID field          MISSING_SUBJECT   no Subject field
 // Owns: the checks and the detail text of each finding; not the scores (the plugin's table).
 // Threading: pure function (GMime parses addresses and dates); any thread.

@@ -131,6 +131,14 @@ Settings parse_settings(std::string_view text) {
   return s;
 }
 
+bool is_subject(std::string_view name) {
+  static constexpr std::string_view kSubject = "subject";
+  if (name.size() != kSubject.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i)
+    if ((name[i] | 0x20) != kSubject[i]) return false;
+  return true;
+}
+
 std::string_view domain_of(std::string_view address) {
   const std::size_t at = address.rfind('@');
   return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
@@ -241,9 +249,7 @@ class SpamScorePlugin : public mailgate::Plugin {
     std::optional<std::string_view> raw_subject;
     for (const ss::HeaderField& f : fields) {
       match(ss::RuleKind::kHeader, f.name, f.value);
-      if (!raw_subject && f.name.size() == 7 &&
-          (f.name == "Subject" || f.name == "subject" || f.name == "SUBJECT"))
-        raw_subject = f.value;
+      if (!raw_subject && is_subject(f.name)) raw_subject = f.value;
     }
     if (set->has(ss::RuleKind::kSubject)) {
       if (scan.parsed) match(ss::RuleKind::kSubject, {}, scan.subject);
