@@ -77,12 +77,8 @@ void SpamRuleTable::read(sqlite3* db, std::vector<std::string>* problems) {
     if (problems->size() != before) continue;
     r.enabled = enabled_value == 1;
     if (r.enabled) {
-      nlohmann::json row = {{"name", r.name},
-                            {"kind", r.kind},
-                            {"header", nullptr},
-                            {"pattern", r.pattern},
-                            {"score", r.score},
-                            {"description", nullptr}};
+      nlohmann::json row = {{"name", r.name},       {"kind", r.kind},   {"header", nullptr},
+                            {"pattern", r.pattern}, {"score", r.score}, {"description", nullptr}};
       if (r.header) row["header"] = *r.header;
       if (r.description) row["description"] = *r.description;
       enabled.push_back(std::move(row));

@@ -23,8 +23,8 @@
 namespace mailgate::policy {
 
 struct SpamRuleRow {
-  std::string name;  // the symbol: [A-Z0-9_]{1,64}
-  std::string kind;  // header | subject | body | url | raw
+  std::string name;                   // the symbol: [A-Z0-9_]{1,64}
+  std::string kind;                   // header | subject | body | url | raw
   std::optional<std::string> header;  // the field name, kind 'header' only
   std::string pattern;                // RE2 syntax
   double score = 0;

@@ -50,8 +50,8 @@ void SpamThresholdTable::read(sqlite3* db, std::vector<std::string>* problems) {
       if (type == SQLITE_NULL) return std::nullopt;
       const double v = sqlite3_column_double(st, col);
       if ((type != SQLITE_INTEGER && type != SQLITE_FLOAT) || !std::isfinite(v)) {
-        problems->push_back(fmt::format("{}: {} must be a number or NULL (got '{}')", label,
-                                        column, column_text(st, col).value_or("")));
+        problems->push_back(fmt::format("{}: {} must be a number or NULL (got '{}')", label, column,
+                                        column_text(st, col).value_or("")));
         return std::nullopt;
       }
       return v;
@@ -70,10 +70,8 @@ void SpamThresholdTable::read(sqlite3* db, std::vector<std::string>* problems) {
         problems->push_back(fmt::format("{}: {}", label, *p));
     }
     if (problems->size() != before) continue;
-    nlohmann::json value = {{"domain", r.domain},
-                            {"add_header", nullptr},
-                            {"tempfail", nullptr},
-                            {"reject", nullptr}};
+    nlohmann::json value = {
+        {"domain", r.domain}, {"add_header", nullptr}, {"tempfail", nullptr}, {"reject", nullptr}};
     if (r.add_header) value["add_header"] = *r.add_header;
     if (r.tempfail) value["tempfail"] = *r.tempfail;
     if (r.reject) value["reject"] = *r.reject;

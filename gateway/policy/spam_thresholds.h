@@ -45,7 +45,7 @@ class SpamThresholdTable {
   const std::vector<SpamThresholdRow>& rows() const { return rows_; }
 
  private:
-  std::vector<SpamThresholdRow> rows_;                   // by domain
+  std::vector<SpamThresholdRow> rows_;                 // by domain
   std::unordered_map<std::string, std::string> json_;  // lower-case domain or "*" -> object
 };
 

@@ -59,10 +59,14 @@ std::vector<Finding> check_headers(const std::vector<HeaderField>& fields, std::
   std::vector<std::string_view> from, date;
   bool message_id = false, subject = false;
   for (const HeaderField& f : fields) {
-    if (name_is(f.name, "from")) from.push_back(f.value);
-    else if (name_is(f.name, "date")) date.push_back(f.value);
-    else if (name_is(f.name, "message-id")) message_id = true;
-    else if (name_is(f.name, "subject")) subject = true;
+    if (name_is(f.name, "from"))
+      from.push_back(f.value);
+    else if (name_is(f.name, "date"))
+      date.push_back(f.value);
+    else if (name_is(f.name, "message-id"))
+      message_id = true;
+    else if (name_is(f.name, "subject"))
+      subject = true;
   }
   if (from.empty()) out.push_back({"MISSING_FROM", "no From header field"});
   if (from.size() > 1)

@@ -68,8 +68,10 @@ std::size_t decode_entity(std::string_view text, std::string* out) {
     for (; i < body.size(); ++i) {
       const char c = lower(body[i]);
       int digit;
-      if (c >= '0' && c <= '9') digit = c - '0';
-      else if (hex && c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+      if (c >= '0' && c <= '9')
+        digit = c - '0';
+      else if (hex && c >= 'a' && c <= 'f')
+        digit = c - 'a' + 10;
       else {
         out->push_back('&');
         return 1;
@@ -161,9 +163,9 @@ std::string collapse_space(std::string_view text) {
 }
 
 bool is_block_tag(std::string_view name) {
-  static constexpr std::string_view kBlocks[] = {"br", "p",  "div", "tr", "li", "table", "h1",
-                                                 "h2", "h3", "h4",  "h5", "h6", "hr",    "td",
-                                                 "blockquote", "title", "ul", "ol"};
+  static constexpr std::string_view kBlocks[] = {"br", "p",  "div",        "tr",    "li", "table",
+                                                 "h1", "h2", "h3",         "h4",    "h5", "h6",
+                                                 "hr", "td", "blockquote", "title", "ul", "ol"};
   for (std::string_view b : kBlocks)
     if (name.size() == b.size() && starts_with_ci(name, b)) return true;
   return false;
@@ -195,8 +197,7 @@ HtmlText html_to_text(std::string_view html) {
     std::string_view name = tag;
     if (!name.empty() && name[0] == '/') name.remove_prefix(1);
     std::size_t name_end = 0;
-    while (name_end < name.size() && !is_space(name[name_end]) && name[name_end] != '/')
-      ++name_end;
+    while (name_end < name.size() && !is_space(name[name_end]) && name[name_end] != '/') ++name_end;
     name = name.substr(0, name_end);
     const bool closing = !tag.empty() && tag[0] == '/';
     if (!closing && (starts_with_ci(name, "script") || starts_with_ci(name, "style")) &&

@@ -18,8 +18,11 @@ std::string lower(std::string_view text) {
 
 bool parse_kind(std::string_view text, RuleKind* kind) {
   static constexpr std::pair<std::string_view, RuleKind> kKinds[] = {
-      {"header", RuleKind::kHeader}, {"subject", RuleKind::kSubject}, {"body", RuleKind::kBody},
-      {"url", RuleKind::kUrl},       {"raw", RuleKind::kRaw}};
+      {"header", RuleKind::kHeader},
+      {"subject", RuleKind::kSubject},
+      {"body", RuleKind::kBody},
+      {"url", RuleKind::kUrl},
+      {"raw", RuleKind::kRaw}};
   for (const auto& [name, value] : kKinds) {
     if (text == name) {
       *kind = value;
@@ -52,8 +55,9 @@ RuleSet::Compiled RuleSet::compile(std::string_view json) {
   }
   auto set = std::shared_ptr<RuleSet>(new RuleSet());
   for (const nlohmann::json& row : rows) {
-    const std::string name =
-        row.is_object() && row.contains("name") && row["name"].is_string() ? row["name"].get<std::string>() : "";
+    const std::string name = row.is_object() && row.contains("name") && row["name"].is_string()
+                                 ? row["name"].get<std::string>()
+                                 : "";
     const std::string label = "spam_rules row '" + name + "'";
     if (!valid_symbol(name)) {
       result.error = label + ": name must match [A-Z0-9_]{1,64}";

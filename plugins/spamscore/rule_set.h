@@ -54,7 +54,7 @@ class RuleSet {
     std::vector<std::size_t> rule_index;  // set index -> rules_ index
   };
   std::vector<Rule> rules_;
-  Group by_kind_[kRuleKinds];                // kind header unused here
+  Group by_kind_[kRuleKinds];               // kind header unused here
   std::map<std::string, Group> by_header_;  // lower-case field name
 };
 

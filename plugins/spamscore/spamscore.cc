@@ -17,10 +17,9 @@
 // the compiled rules, replaced under a mutex when the policy's rules change; sessions share a
 // compiled set through a shared_ptr. A rules answer that does not compile is logged once,
 // naming the row, and the set compiled before stays in use.
-#include <mailgate/plugin.hpp>
-
 #include <cmath>
 #include <cstdint>
+#include <mailgate/plugin.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,10 +51,10 @@ constexpr std::string_view kGtube =
 // The plugin's own symbols and their default scores (settings "scores" overrides them).
 const std::map<std::string, double, std::less<>>& default_scores() {
   static const std::map<std::string, double, std::less<>> scores = {
-      {"GTUBE", 1000.0},         {"MISSING_FROM", 2.0},     {"MULTIPLE_FROM", 2.0},
-      {"MALFORMED_FROM", 2.0},   {"MISSING_DATE", 1.0},     {"INVALID_DATE", 1.0},
-      {"DATE_IN_FUTURE", 2.0},   {"MISSING_MESSAGE_ID", 1.0}, {"MISSING_SUBJECT", 0.5},
-      {"MIME_MALFORMED", 1.0},   {"MIME_TOO_COMPLEX", 1.0}, {"SCAN_TRUNCATED", 0.0},
+      {"GTUBE", 1000.0},       {"MISSING_FROM", 2.0},       {"MULTIPLE_FROM", 2.0},
+      {"MALFORMED_FROM", 2.0}, {"MISSING_DATE", 1.0},       {"INVALID_DATE", 1.0},
+      {"DATE_IN_FUTURE", 2.0}, {"MISSING_MESSAGE_ID", 1.0}, {"MISSING_SUBJECT", 0.5},
+      {"MIME_MALFORMED", 1.0}, {"MIME_TOO_COMPLEX", 1.0},   {"SCAN_TRUNCATED", 0.0},
   };
   return scores;
 }
@@ -182,11 +181,13 @@ class SpamScorePlugin : public mailgate::Plugin {
     for (const ss::Finding& f : ss::check_headers(fields, now_ms(), settings_.future_date_hours))
       add(s, f.symbol, f.detail);
     bool gtube = raw.find(kGtube) != std::string::npos;
-    for (const std::string& text : scan.texts) gtube = gtube || text.find(kGtube) != std::string::npos;
+    for (const std::string& text : scan.texts)
+      gtube = gtube || text.find(kGtube) != std::string::npos;
     if (gtube) add(s, "GTUBE", "the GTUBE test string");
     if (scan.too_complex)
-      add(s, "MIME_TOO_COMPLEX", "more than " + std::to_string(settings_.limits.max_parts) +
-                                     " multipart/message parts: not parsed");
+      add(s, "MIME_TOO_COMPLEX",
+          "more than " + std::to_string(settings_.limits.max_parts) +
+              " multipart/message parts: not parsed");
     else if (!scan.parsed)
       add(s, "MIME_MALFORMED", "the message does not parse as MIME");
     else if (scan.too_deep || scan.too_many_parts)
@@ -196,8 +197,9 @@ class SpamScorePlugin : public mailgate::Plugin {
                         : "text parts after the " + std::to_string(settings_.limits.max_parts) +
                               "th were not scanned");
     if (truncated)
-      add(s, "SCAN_TRUNCATED", "only the first " + std::to_string(settings_.max_scan_bytes) +
-                                   " bytes of the body were scanned");
+      add(s, "SCAN_TRUNCATED",
+          "only the first " + std::to_string(settings_.max_scan_bytes) +
+              " bytes of the body were scanned");
     match_rules(s, fields, scan, raw, header_bytes);
 
     // 3. The verdict on every plugin's symbols.
@@ -252,8 +254,10 @@ class SpamScorePlugin : public mailgate::Plugin {
       if (!raw_subject && is_subject(f.name)) raw_subject = f.value;
     }
     if (set->has(ss::RuleKind::kSubject)) {
-      if (scan.parsed) match(ss::RuleKind::kSubject, {}, scan.subject);
-      else if (raw_subject) match(ss::RuleKind::kSubject, {}, *raw_subject);
+      if (scan.parsed)
+        match(ss::RuleKind::kSubject, {}, scan.subject);
+      else if (raw_subject)
+        match(ss::RuleKind::kSubject, {}, *raw_subject);
     }
     if (scan.parsed) {
       for (const std::string& text : scan.texts) match(ss::RuleKind::kBody, {}, text);
@@ -263,12 +267,14 @@ class SpamScorePlugin : public mailgate::Plugin {
     for (const std::string& url : scan.urls) match(ss::RuleKind::kUrl, {}, url);
     match(ss::RuleKind::kRaw, {}, raw);
     if (!complete)
-      s.log(LogLevel::kWarning, "spam_rules: RE2 ran out of memory on a part; some rules were "
-                                "not matched");
+      s.log(LogLevel::kWarning,
+            "spam_rules: RE2 ran out of memory on a part; some rules were "
+            "not matched");
     for (std::size_t i = 0; i < hits.size(); ++i) {
       if (!hits[i]) continue;
       const ss::Rule& r = set->rules()[i];
-      s.add_symbol(r.name, r.score, r.description.empty() ? "spam_rules row " + r.name : r.description);
+      s.add_symbol(r.name, r.score,
+                   r.description.empty() ? "spam_rules row " + r.name : r.description);
     }
   }
 
@@ -284,11 +290,13 @@ class SpamScorePlugin : public mailgate::Plugin {
       for (char& c : domain)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
       if (!seen.insert(domain).second) continue;
-      std::optional<std::string> json = policy_lookup("spam_thresholds", domain.empty() ? "*" : domain);
+      std::optional<std::string> json =
+          policy_lookup("spam_thresholds", domain.empty() ? "*" : domain);
       if (!json) continue;
       std::optional<ss::Thresholds> row = ss::parse_thresholds(*json);
       if (!row) {
-        s.log(LogLevel::kError, "spam_thresholds answer for '" + domain + "' is not understood: " + *json);
+        s.log(LogLevel::kError,
+              "spam_thresholds answer for '" + domain + "' is not understood: " + *json);
         continue;
       }
       t = *any ? ss::strictest(t, *row) : *row;
@@ -315,13 +323,13 @@ class SpamScorePlugin : public mailgate::Plugin {
                                "; symbols: " + (summary.empty() ? "none" : summary));
     const std::string because = summary.empty() ? "" : " (" + summary + ")";
     if (v == ss::Verdict::kReject)
-      return s.reject(550, "5.7.1", "Message rejected as spam: score " + ss::format_score(score) +
-                                        " reaches " + ss::format_score(*t.reject) + because);
+      return s.reject(550, "5.7.1",
+                      "Message rejected as spam: score " + ss::format_score(score) + " reaches " +
+                          ss::format_score(*t.reject) + because);
     if (v == ss::Verdict::kTempfail)
-      return s.tempfail(451, "4.7.1", "Message looks like spam: score " +
-                                          ss::format_score(score) + " reaches " +
-                                          ss::format_score(*t.tempfail) + because +
-                                          "; try again later");
+      return s.tempfail(451, "4.7.1",
+                        "Message looks like spam: score " + ss::format_score(score) + " reaches " +
+                            ss::format_score(*t.tempfail) + because + "; try again later");
     put_header(s, settings_.score_header, ss::format_score(score));
     put_header(s, settings_.status_header, status);
     put_header(s, settings_.symbols_header, ss::symbols_value(std::move(symbols)));
@@ -331,7 +339,8 @@ class SpamScorePlugin : public mailgate::Plugin {
   static void put_header(Session& s, const std::string& name, const std::string& value) {
     if (name.empty()) return;
     s.header_remove(name, 0);  // a forged one from outside (refused when none: fine)
-    if (!s.header_add(name, value)) s.log(LogLevel::kWarning, "could not add the " + name + " header");
+    if (!s.header_add(name, value))
+      s.log(LogLevel::kWarning, "could not add the " + name + " header");
   }
 
   const Settings settings_;

@@ -24,8 +24,8 @@ bool url_end(char c) {
 }
 
 std::string_view trim(std::string_view url) {
-  while (!url.empty() && (url.front() == ' ' || url.front() == '\t' || url.front() == '\r' ||
-                          url.front() == '\n'))
+  while (!url.empty() &&
+         (url.front() == ' ' || url.front() == '\t' || url.front() == '\r' || url.front() == '\n'))
     url.remove_prefix(1);
   // Sentence punctuation after a link is not part of it; a ')' is kept when the URL opened one.
   while (!url.empty()) {
@@ -33,8 +33,8 @@ std::string_view trim(std::string_view url) {
     if (c == '.' || c == ',' || c == ';' || c == ':' || c == '!' || c == '?' || c == ']' ||
         c == ' ' || c == '\t' || c == '\r' || c == '\n') {
       url.remove_suffix(1);
-    } else if (c == ')' && std::count(url.begin(), url.end(), '(') <
-                               std::count(url.begin(), url.end(), ')')) {
+    } else if (c == ')' &&
+               std::count(url.begin(), url.end(), '(') < std::count(url.begin(), url.end(), ')')) {
       url.remove_suffix(1);
     } else {
       break;

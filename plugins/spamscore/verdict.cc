@@ -31,10 +31,14 @@ std::string header_safe(std::string_view text, std::size_t max) {
       break;
     }
     const auto u = static_cast<unsigned char>(c);
-    if (c == '[') out.push_back('(');
-    else if (c == ']') out.push_back(')');
-    else if (u < 0x20 || u >= 0x7F) out.push_back(u >= 0x80 ? '?' : ' ');
-    else out.push_back(c);
+    if (c == '[')
+      out.push_back('(');
+    else if (c == ']')
+      out.push_back(')');
+    else if (u < 0x20 || u >= 0x7F)
+      out.push_back(u >= 0x80 ? '?' : ' ');
+    else
+      out.push_back(c);
   }
   return out;
 }

@@ -7,8 +7,8 @@ refused, the same message to a lenient one delivered, both at once: the strictes
 mail carrying X-Spam-Score / X-Spam-Status / X-Spam-Symbols that explain the verdict (a forged
 X-Spam-Status from the client removed); a spam_rules row added while the gateway runs takes
 effect without a restart; a row whose pattern does not compile is refused with the row named
-(the gateway's log, and mailgatectl on its next edit), and the rules in force before keep applying until
-the row is fixed. Rows are written with SQL as an admin would (PolicyCtl.hand_edit); the
+(the gateway's log, and mailgatectl on its next edit), and the rules in force before keep
+applying until the row is fixed. Rows are written with SQL as an admin would (PolicyCtl.hand_edit); the
 gateway notices the change itself (--policy_poll_ms).
 """
 

@@ -13,7 +13,8 @@
 #include "policy/snapshot.h"
 
 #ifndef MAILGATE_SPAMSCORE_PLUGIN
-#error "MAILGATE_SPAMSCORE_PLUGIN (the built spamscore.so) comes from plugins/spamscore/CMakeLists.txt"
+#error \
+    "MAILGATE_SPAMSCORE_PLUGIN (the built spamscore.so) comes from plugins/spamscore/CMakeLists.txt"
 #endif
 
 namespace {
@@ -22,7 +23,8 @@ using mailgate::fake::FakeHost;
 using mailgate::fake::FakeSession;
 using mailgate::fake::LoadedPlugin;
 
-constexpr const char* kGtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+constexpr const char* kGtube =
+    "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
 // The policy_lookup values the gateway gives for these INSERTed rows.
 struct PolicyAnswers {
@@ -161,8 +163,9 @@ TEST_F(SpamScoreTest, CleanMessageCarriesHeadersThatExplainTheVerdict) {
   EXPECT_FALSE(s.reply());
   EXPECT_EQ(s.header("X-Spam-Score"), "0.75");
   EXPECT_EQ(s.header("X-Spam-Status"), "No, score=0.75 required=5.0");
-  EXPECT_EQ(s.header("X-Spam-Symbols"),
-            "DNSBL_TEST(1.25)[from an earlier plugin],\r\n\tSPF_PASS(-0.5)[from an earlier plugin]");
+  EXPECT_EQ(
+      s.header("X-Spam-Symbols"),
+      "DNSBL_TEST(1.25)[from an earlier plugin],\r\n\tSPF_PASS(-0.5)[from an earlier plugin]");
   int statuses = 0;
   for (const auto& f : s.headers()) statuses += f.name == "X-Spam-Status";
   EXPECT_EQ(statuses, 1);
@@ -204,7 +207,8 @@ TEST_F(SpamScoreTest, HeaderSanitySymbols) {
             "hi\r\n");
     EXPECT_TRUE(s.symbols().empty()) << s.symbols().front().name;
     FakeSession t(host_);
-    message(t, "From: <a@example.org>\r\nDate: yesterday-ish\r\nMessage-ID: <x@y>\r\nSubject: s\r\n",
+    message(t,
+            "From: <a@example.org>\r\nDate: yesterday-ish\r\nMessage-ID: <x@y>\r\nSubject: s\r\n",
             "hi\r\n");
     EXPECT_TRUE(t.has_symbol("INVALID_DATE"));
   }
@@ -314,8 +318,9 @@ TEST_F(SpamScoreTest, BadRuleKeepsTheOldRuleSetAndNamesTheRow) {
   }
   int errors = 0;
   for (const auto& line : host_.logs())
-    errors += line.message.find("spam_rules row 'FOO': pattern does not compile: missing ): (abc") !=
-              std::string::npos;
+    errors +=
+        line.message.find("spam_rules row 'FOO': pattern does not compile: missing ): (abc") !=
+        std::string::npos;
   EXPECT_EQ(errors, 1) << "logged once, naming the row";
   EXPECT_TRUE(host_.logged("keeping the 1 rules compiled before"));
   // Fixed: the new rules apply.
@@ -339,7 +344,8 @@ TEST_F(SpamScoreTest, ScanIsBounded) {
     EXPECT_FALSE(s.has_symbol("GTUBE"));
     ASSERT_TRUE(s.has_symbol("SCAN_TRUNCATED"));
     EXPECT_EQ(s.symbol("SCAN_TRUNCATED")->score, 0.0);
-    EXPECT_EQ(s.symbol("SCAN_TRUNCATED")->detail, "only the first 2048 bytes of the body were scanned");
+    EXPECT_EQ(s.symbol("SCAN_TRUNCATED")->detail,
+              "only the first 2048 bytes of the body were scanned");
   }
   // Three levels of multipart: the text at depth 3 is not scanned.
   const std::string nested =
@@ -357,7 +363,8 @@ TEST_F(SpamScoreTest, ScanIsBounded) {
 
 TEST_F(SpamScoreTest, DeepNestingIsCheckedAtDefaultDepth) {
   use(std::string(kDefaultThresholds) +
-      "INSERT INTO spam_rules (name, kind, pattern, score) VALUES ('DEEP', 'body', 'deep text', 1);");
+      "INSERT INTO spam_rules (name, kind, pattern, score) VALUES ('DEEP', 'body', 'deep text', "
+      "1);");
   const std::string nested =
       "--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
       "--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n"

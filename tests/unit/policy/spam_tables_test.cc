@@ -52,8 +52,9 @@ TEST(SpamRules, EnabledRulesAsJson) {
 TEST(SpamRules, NoEnabledRuleIsNotFound) {
   TempDir dir;
   auto db = make_db(dir.file("p.db"));
-  sql(db.get(), "INSERT INTO spam_rules (name, kind, pattern, score, enabled) VALUES "
-                "('OFF', 'body', 'x', 1, 0);");
+  sql(db.get(),
+      "INSERT INTO spam_rules (name, kind, pattern, score, enabled) VALUES "
+      "('OFF', 'body', 'x', 1, 0);");
   auto snap = read_snapshot(db.get(), "p.db");
   ASSERT_TRUE(snap) << join_problems(snap.error());
   std::string value;
@@ -66,8 +67,9 @@ TEST(SpamRules, BadPatternRefusesTheSnapshotNamingTheRow) {
   make_db(path);
   {
     auto db = open_db(path, OpenMode::kReadWrite);
-    sql(db->get(), "INSERT INTO spam_rules (name, kind, pattern, score) VALUES "
-                   "('GOOD', 'body', 'fine', 1), ('FOO', 'body', '(abc', 1);");
+    sql(db->get(),
+        "INSERT INTO spam_rules (name, kind, pattern, score) VALUES "
+        "('GOOD', 'body', 'fine', 1), ('FOO', 'body', '(abc', 1);");
   }
   EXPECT_EQ(problems_of(path), "spam_rules row 'FOO': pattern does not compile: missing ): (abc");
   // A disabled row is checked too, so enabling it later cannot break the policy.
@@ -93,15 +95,21 @@ TEST(SpamRules, HandEditedRowsAreChecked) {
   }
   const std::string p = problems_of(path);
   EXPECT_NE(p.find("spam_rules row 'lower': name must match [A-Z0-9_]{1,64} (got 'lower')"),
-            std::string::npos) << p;
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_rules row 'KIND': kind must be header, subject, body, url or raw "
-                   "(got 'html')"), std::string::npos) << p;
+                   "(got 'html')"),
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_rules row 'NOHDR': header must name a header field for kind 'header'"),
-            std::string::npos) << p;
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_rules row 'HDR': header must be NULL unless kind is 'header'"),
-            std::string::npos) << p;
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_rules row 'SCORE': score must be a number (got 'lots')"),
-            std::string::npos) << p;
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_rules row 'EN': enabled must be 0 or 1 (got '2')"), std::string::npos)
       << p;
 }
@@ -109,8 +117,9 @@ TEST(SpamRules, HandEditedRowsAreChecked) {
 TEST(SpamThresholds, DomainRowElseStarRow) {
   TempDir dir;
   auto db = make_db(dir.file("p.db"));
-  sql(db.get(), "INSERT INTO spam_thresholds (domain, add_header, tempfail, reject) VALUES "
-                "('*', 5, NULL, 15), ('Strict.Example', 2, 3, 4.5);");
+  sql(db.get(),
+      "INSERT INTO spam_thresholds (domain, add_header, tempfail, reject) VALUES "
+      "('*', 5, NULL, 15), ('Strict.Example', 2, 3, 4.5);");
   auto snap = read_snapshot(db.get(), "p.db");
   ASSERT_TRUE(snap) << join_problems(snap.error());
   std::string value;
@@ -142,17 +151,24 @@ TEST(SpamThresholds, BadRowsAreNamed) {
   make_db(path);
   {
     auto raw = raw_connection(path);
-    sql(raw.get(), "INSERT INTO spam_thresholds (domain, add_header, tempfail, reject) VALUES "
-                   "('upside.example', 8, NULL, 5), ('not a domain', 1, 2, 3),"
-                   "('text.example', 'high', NULL, NULL)");
+    sql(raw.get(),
+        "INSERT INTO spam_thresholds (domain, add_header, tempfail, reject) VALUES "
+        "('upside.example', 8, NULL, 5), ('not a domain', 1, 2, 3),"
+        "('text.example', 'high', NULL, NULL)");
   }
   const std::string p = problems_of(path);
   EXPECT_NE(p.find("spam_thresholds row 'upside.example': reject (5) must not be below "
-                   "add_header (8)"), std::string::npos) << p;
+                   "add_header (8)"),
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_thresholds row 'not a domain': domain 'not a domain' is not a valid "
-                   "domain name"), std::string::npos) << p;
+                   "domain name"),
+            std::string::npos)
+      << p;
   EXPECT_NE(p.find("spam_thresholds row 'text.example': add_header must be a number or NULL "
-                   "(got 'high')"), std::string::npos) << p;
+                   "(got 'high')"),
+            std::string::npos)
+      << p;
 }
 
 }  // namespace
