@@ -404,3 +404,45 @@ TEST(SpamScoreSettings, BadSettingsNameTheKey) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(SpamScoreTest, UrlsInPlainTextAreCutWhereASentenceEndsThem) {
+  use(std::string(kDefaultThresholds) +
+          "INSERT INTO spam_rules (name, kind, pattern, score) VALUES "
+          "('WWW_PATH', 'url', '^www\\.shop\\.example/deal$', 1),"
+          "('PAREN', 'url', '^https://wiki\\.example/a_\\(b\\)$', 1),"
+          "('QUOTED', 'url', '^http://q\\.example/x$', 1),"
+          "('THIRD', 'url', 'third\\.example', 1),"
+          "('WORD', 'url', 'xhttp', 1);",
+      R"({"max_urls": 3})");
+  FakeSession s(host_);
+  message(s, well_formed_headers(),
+          "Go to www.shop.example/deal. Or see (https://wiki.example/a_(b)), "
+          "\"http://q.example/x\" and xhttp://not.a.link/ and https://third.example/.\r\n");
+  EXPECT_TRUE(s.has_symbol("WWW_PATH"));
+  EXPECT_TRUE(s.has_symbol("PAREN"));
+  EXPECT_TRUE(s.has_symbol("QUOTED"));
+  EXPECT_FALSE(s.has_symbol("WORD"));
+  EXPECT_FALSE(s.has_symbol("THIRD")) << "max_urls is 3";
+}
+
+TEST_F(SpamScoreTest, ThreeThousandRulesOfOneKindInOnePass) {
+  std::string inserts = std::string(kDefaultThresholds) +
+                        "INSERT INTO spam_rules (name, kind, pattern, score) VALUES ";
+  for (int i = 0; i < 3000; ++i) {
+    if (i > 0) inserts += ",";
+    inserts += "('R" + std::to_string(i) + "', 'body', '(?i)\\bspamword" + std::to_string(i) +
+               "\\b', 0.5)";
+  }
+  use(inserts + ";");
+  FakeSession s(host_);
+  message(s, well_formed_headers(), "a SpamWord2999 and spamword17 but not spamword170x\r\n");
+  EXPECT_TRUE(s.has_symbol("R2999"));
+  EXPECT_TRUE(s.has_symbol("R17"));
+  EXPECT_FALSE(s.has_symbol("R170"));
+  EXPECT_EQ(s.symbols().size(), 2u);
+  EXPECT_TRUE(host_.logged("spamscore: compiled 3000 spam_rules"));
+}
+
+}  // namespace
