@@ -34,14 +34,14 @@ int set_enabled(Context& ctx, const Args& args, bool enabled) {
   auto db = open_policy_db(ctx);
   if (!db) return kExitFailure;
   return apply_change(ctx, db.get(), [&](sqlite3* h) -> Expected<ChangeResult, std::string> {
-    auto r = run_statement(h,
-                           "UPDATE dkim_keys SET enabled = ?3 WHERE domain = ?1 AND selector = ?2",
-                           {domain, selector, enabled ? "1" : "0"});
+    auto r =
+        run_statement(h, "UPDATE dkim_keys SET enabled = ?3 WHERE domain = ?1 AND selector = ?2",
+                      {domain, selector, enabled ? "1" : "0"});
     if (!r) return unexpected(r.error());
     if (*r == 0) return unexpected(fmt::format("no DKIM key '{}' for {}", selector, domain));
-    return ChangeResult{fmt::format("{} DKIM key '{}' for {}", enabled ? "enabled" : "disabled",
-                                    selector, domain),
-                        std::nullopt};
+    return ChangeResult{
+        fmt::format("{} DKIM key '{}' for {}", enabled ? "enabled" : "disabled", selector, domain),
+        std::nullopt};
   });
 }
 
@@ -73,9 +73,9 @@ int run_dkim_keygen(Context& ctx, const Args& args) {
   auto db = open_policy_db(ctx);
   if (!db) return kExitFailure;
   return apply_change(ctx, db.get(), [&](sqlite3* h) -> Expected<ChangeResult, std::string> {
-    auto existing = query_rows(
-        h, "SELECT algorithm FROM dkim_keys WHERE domain = ?1 AND selector = ?2",
-        {domain, selector});
+    auto existing =
+        query_rows(h, "SELECT algorithm FROM dkim_keys WHERE domain = ?1 AND selector = ?2",
+                   {domain, selector});
     if (!existing) return unexpected(existing.error());
     if (!existing->empty() && !force) {
       return unexpected(fmt::format(
@@ -121,7 +121,8 @@ int run_dkim_record(Context& ctx, const Args& args) {
   if (rows->empty()) return fail(ctx, fmt::format("no DKIM key '{}' for {}", selector, domain));
   const std::string algorithm = (*rows)[0][0].value_or("");
   auto pub = policy::dkim_public_key(algorithm, (*rows)[0][1].value_or(""));
-  if (!pub) return fail(ctx, fmt::format("dkim_keys row '{}/{}': {}", domain, selector, pub.error()));
+  if (!pub)
+    return fail(ctx, fmt::format("dkim_keys row '{}/{}': {}", domain, selector, pub.error()));
   const std::string record = policy::dkim_txt_record(domain, selector, algorithm, *pub);
   if (ctx.json)
     print_rows(ctx, {{"RECORD"}}, {{record}}, "");

@@ -41,8 +41,8 @@ Pkey read_private_key(std::string_view pem) {
 
 std::string base64(const unsigned char* data, size_t len) {
   std::string out(4 * ((len + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                          static_cast<int>(len));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
   out.resize(n < 0 ? 0 : static_cast<size_t>(n));
   return out;
 }
@@ -82,12 +82,13 @@ Problem check_dkim_selector(std::string_view selector) {
     if (dot == std::string_view::npos) dot = selector.size();
     std::string_view label = selector.substr(start, dot - start);
     if (label.empty()) return bad("has an empty label");
-    if (label.size() > 63) return bad(fmt::format("label '{}' is longer than 63 characters", label));
+    if (label.size() > 63)
+      return bad(fmt::format("label '{}' is longer than 63 characters", label));
     for (char c : label) {
       bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                 c == '-' || c == '_';
-      if (!ok) return bad(fmt::format("label '{}' has a character other than a-z, 0-9, '-', '_'",
-                                      label));
+      if (!ok)
+        return bad(fmt::format("label '{}' has a character other than a-z, 0-9, '-', '_'", label));
     }
     if (label.front() == '-' || label.back() == '-')
       return bad(fmt::format("label '{}' starts or ends with '-'", label));
@@ -97,7 +98,8 @@ Problem check_dkim_selector(std::string_view selector) {
 }
 
 Problem check_dkim_private_key(std::string_view algorithm, std::string_view pem) {
-  if (auto p = check_dkim_algorithm(algorithm)) return fmt::format("cannot be checked: algorithm {}", *p);
+  if (auto p = check_dkim_algorithm(algorithm))
+    return fmt::format("cannot be checked: algorithm {}", *p);
   const bool rsa = is_rsa_algorithm(algorithm);
   const char* kind = rsa ? "RSA" : "ed25519";
   Pkey key = read_private_key(pem);
@@ -105,8 +107,8 @@ Problem check_dkim_private_key(std::string_view algorithm, std::string_view pem)
   const bool key_rsa = EVP_PKEY_is_a(key.get(), "RSA") == 1;
   const bool key_ed25519 = EVP_PKEY_is_a(key.get(), "ED25519") == 1;
   if (rsa && !key_rsa) {
-    return fmt::format("is {} key, but algorithm is {}",
-                       key_ed25519 ? "an ed25519" : "not an RSA", algorithm);
+    return fmt::format("is {} key, but algorithm is {}", key_ed25519 ? "an ed25519" : "not an RSA",
+                       algorithm);
   }
   if (!rsa && !key_ed25519) {
     return fmt::format("is {} key, but algorithm is {}", key_rsa ? "an RSA" : "not an ed25519",
@@ -140,8 +142,8 @@ Expected<DkimKeyPair, std::string> generate_dkim_key(std::string_view algorithm,
   Pkey key(raw);
 
   Bio bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr,
-                                       nullptr) != 1)
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
     return unexpected(std::string("cannot write the private key as PEM"));
   char* data = nullptr;
   long len = BIO_get_mem_data(bio.get(), &data);

@@ -315,7 +315,8 @@ class SnapshotBuilder {
           r.problem("algorithm", check_dkim_algorithm(*algorithm));
           if (*enabled != 0 && *enabled != 1)
             r.problem(fmt::format("enabled must be 0 or 1 (got {})", *enabled));
-          if (*created < 0) r.problem(fmt::format("created must not be negative (got {})", *created));
+          if (*created < 0)
+            r.problem(fmt::format("created must not be negative (got {})", *created));
           if (!r.ok()) return;
           r.problem("private_key", check_dkim_private_key(*algorithm, *pem));
           if (!r.ok()) return;

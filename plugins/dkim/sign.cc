@@ -48,9 +48,9 @@ using mailgate::LogLevel;
 using mailgate::Session;
 
 constexpr const char* kDefaultHeaders[] = {
-    "from",        "to",           "cc",           "subject",     "date",
-    "message-id",  "reply-to",     "in-reply-to",  "references",  "mime-version",
-    "content-type", "content-transfer-encoding"};
+    "from",       "to",           "cc",           "subject",
+    "date",       "message-id",   "reply-to",     "in-reply-to",
+    "references", "mime-version", "content-type", "content-transfer-encoding"};
 
 struct LibDeleter {
   void operator()(DKIM_LIB* lib) const noexcept { dkim_close(lib); }
@@ -144,8 +144,9 @@ FromDomain from_domain(std::string_view value) {
 dkim_canon_t parse_canon(std::string_view text) {
   if (text == "relaxed") return DKIM_CANON_RELAXED;
   if (text == "simple") return DKIM_CANON_SIMPLE;
-  throw std::invalid_argument("setting \"canonicalization\" must be HEADER/BODY with each "
-                              "relaxed or simple (e.g. \"relaxed/relaxed\")");
+  throw std::invalid_argument(
+      "setting \"canonicalization\" must be HEADER/BODY with each "
+      "relaxed or simple (e.g. \"relaxed/relaxed\")");
 }
 
 // A header field name for the library's lists: letters, digits and '-' (the library builds
@@ -232,8 +233,8 @@ class DkimSign final : public mailgate::Plugin {
     if (!keys.is_array()) throw std::runtime_error("policy lookup dkim_keys: not a JSON array");
     for (const auto& k : keys) {
       if (!k.is_object() || !k.contains("selector") || !k.contains("algorithm") ||
-          !k.contains("private_key") || !k["selector"].is_string() ||
-          !k["algorithm"].is_string() || !k["private_key"].is_string())
+          !k.contains("private_key") || !k["selector"].is_string() || !k["algorithm"].is_string() ||
+          !k["private_key"].is_string())
         throw std::runtime_error("policy lookup dkim_keys: malformed key entry");
       out.push_back(Key{k["selector"].get<std::string>(), k["algorithm"].get<std::string>(),
                         k["private_key"].get<std::string>()});
@@ -280,8 +281,8 @@ class DkimSign final : public mailgate::Plugin {
     }
     if (keys.empty()) {
       s.log(LogLevel::kInfo, "dkim_sign: not signing: no enabled key for " + fd.domain +
-                                 (domains_.empty() ? "" : " among the configured domains") +
-                                 " (" + *why + ")");
+                                 (domains_.empty() ? "" : " among the configured domains") + " (" +
+                                 *why + ")");
       return;
     }
 
@@ -330,7 +331,8 @@ class DkimSign final : public mailgate::Plugin {
         if (!sg.error.empty()) continue;
         const DKIM_STAT st = dkim_header(
             sg.dkim.get(), reinterpret_cast<unsigned char*>(field.data()), field.size());
-        if (st != DKIM_STAT_OK) sg.error = "header field " + std::to_string(i) + ": " + error(sg, st);
+        if (st != DKIM_STAT_OK)
+          sg.error = "header field " + std::to_string(i) + ": " + error(sg, st);
       }
     }
     for (Signer& sg : signers)

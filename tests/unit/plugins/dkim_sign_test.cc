@@ -7,6 +7,7 @@
 // (authenticated, relay_networks, neither), From: fields that do not allow signing, a broken
 // key failing open, domain restriction, the envelope fallback and the settings errors.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,7 +18,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "policy/dkim_key.h"
@@ -85,9 +85,7 @@ std::vector<bool> python_verify(const std::string& message,
   const int fd = mkstemp(path);
   if (fd < 0) throw std::runtime_error("mkstemp failed");
   close(fd);
-  {
-    std::ofstream(path) << ops.dump();
-  }
+  { std::ofstream(path) << ops.dump(); }
   const std::string command =
       std::string("/usr/bin/python3 ") + MAILGATE_DKIMTOOL + " < " + path + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
@@ -104,8 +102,7 @@ std::vector<bool> python_verify(const std::string& message,
 // The message as the gateway would relay it after the plugin's edits.
 std::string relayed(const FakeSession& s) {
   std::string out;
-  for (const auto& f : s.headers())
-    out += f.raw.empty() ? f.name + ": " + f.value + "\r\n" : f.raw;
+  for (const auto& f : s.headers()) out += f.raw.empty() ? f.name + ": " + f.value + "\r\n" : f.raw;
   return out + "\r\n" + s.body();
 }
 
@@ -215,8 +212,9 @@ TEST_F(DkimSignTest, RelaxedDualSignatureRsaAndEd25519Verify) {
   EXPECT_NE(verdict.find("a=ed25519-sha256"), std::string::npos) << verdict;
   EXPECT_EQ(verdict.find("DKIM_INVALID"), std::string::npos) << verdict;
 
-  EXPECT_TRUE(host_.logged("dkim_sign: signed d=example.com s=ed1 a=ed25519-sha256 "
-                           "c=relaxed/relaxed (relay network 192.0.2.0/24)"));
+  EXPECT_TRUE(
+      host_.logged("dkim_sign: signed d=example.com s=ed1 a=ed25519-sha256 "
+                   "c=relaxed/relaxed (relay network 192.0.2.0/24)"));
   EXPECT_TRUE(host_.logged("dkim_sign: signed d=example.com s=rsa1 a=rsa-sha256"));
   ASSERT_TRUE(s.has_symbol("DKIM_SIGNED"));
   EXPECT_EQ(*s.symbol("DKIM_SIGNED")->detail,
@@ -231,8 +229,7 @@ TEST_F(DkimSignTest, RelaxedDualSignatureRsaAndEd25519Verify) {
 }
 
 // Every canonicalization pair, with whitespace and folding that only "simple" keeps.
-class DkimSignCanonTest : public DkimSignTest,
-                          public ::testing::WithParamInterface<const char*> {};
+class DkimSignCanonTest : public DkimSignTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(DkimSignCanonTest, SignaturesVerify) {
   const std::string canon = GetParam();
@@ -273,8 +270,8 @@ TEST_F(DkimSignTest, UntrustedClientIsNotSigned) {
 }
 
 TEST_F(DkimSignTest, AuthenticatedClientIsSignedWhereverItConnectsFrom) {
-  LoadedPlugin p = LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN,
-                                      R"({"sign_from": ["authenticated"]})");
+  LoadedPlugin p =
+      LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN, R"({"sign_from": ["authenticated"]})");
   {
     FakeSession s(host_);
     s.set(MG_ITEM_AUTH_USER, "jane");
@@ -296,8 +293,9 @@ TEST_F(DkimSignTest, FromWithoutKeyIsNotSigned) {
   const std::string header = "From: someone@other.example\nTo: bob@example.org\nSubject: x\n";
   EXPECT_EQ(sign(s, p, header), MG_CONTINUE);
   EXPECT_EQ(signatures(s), 0u);
-  EXPECT_TRUE(host_.logged("dkim_sign: not signing: no enabled key for other.example "
-                           "(relay network 192.0.2.0/24)"));
+  EXPECT_TRUE(
+      host_.logged("dkim_sign: not signing: no enabled key for other.example "
+                   "(relay network 192.0.2.0/24)"));
 }
 
 TEST_F(DkimSignTest, FromFieldsThatDoNotNameOneDomainAreNotSigned) {
@@ -320,9 +318,9 @@ TEST_F(DkimSignTest, FromFieldsThatDoNotNameOneDomainAreNotSigned) {
 
 TEST_F(DkimSignTest, FromAddressForms) {
   LoadedPlugin p = LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN, "{}");
-  for (const char* from : {"From: jane@EXAMPLE.com\n", "From: Jane (a, b) <jane@example.com>\n",
-                           "From: \"x@other.example, y\" <jane@example.com> (work)\n",
-                           "From: jane@example.com.\n"}) {
+  for (const char* from :
+       {"From: jane@EXAMPLE.com\n", "From: Jane (a, b) <jane@example.com>\n",
+        "From: \"x@other.example, y\" <jane@example.com> (work)\n", "From: jane@example.com.\n"}) {
     FakeSession s(host_);
     EXPECT_EQ(sign(s, p, std::string(from) + "Subject: s\n"), MG_CONTINUE);
     EXPECT_EQ(signatures(s), 2u) << from;
@@ -332,9 +330,10 @@ TEST_F(DkimSignTest, FromAddressForms) {
 TEST_F(DkimSignTest, ABrokenKeyIsSkippedAndTheMailStillGoes) {
   // A key that passed no validation (the snapshot would refuse it; this checks fail-open).
   nlohmann::json keys = nlohmann::json::parse(keys_json({&rsa_key()}));
-  keys.push_back({{"selector", "bad"},
-                  {"algorithm", "rsa-sha256"},
-                  {"private_key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}});
+  keys.push_back(
+      {{"selector", "bad"},
+       {"algorithm", "rsa-sha256"},
+       {"private_key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}});
   host_.set_policy("dkim_keys", "example.com", keys.dump());
   LoadedPlugin p = LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN, "{}");
   FakeSession s(host_);
@@ -350,8 +349,8 @@ TEST_F(DkimSignTest, ABrokenKeyIsSkippedAndTheMailStillGoes) {
 }
 
 TEST_F(DkimSignTest, DomainsRestrictWhatIsSigned) {
-  LoadedPlugin p = LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN,
-                                      R"({"domains": ["example.net"]})");
+  LoadedPlugin p =
+      LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN, R"({"domains": ["example.net"]})");
   FakeSession s(host_);
   EXPECT_EQ(sign(s, p), MG_CONTINUE);
   EXPECT_EQ(signatures(s), 0u);
@@ -366,8 +365,8 @@ TEST_F(DkimSignTest, EnvelopeFallbackSignsWithTheSenderDomain) {
     EXPECT_EQ(sign(s, p, header), MG_CONTINUE);
     EXPECT_EQ(signatures(s), 0u);
   }
-  LoadedPlugin p = LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN,
-                                      R"({"envelope_fallback": true})");
+  LoadedPlugin p =
+      LoadedPlugin::open(host_, MAILGATE_DKIM_SIGN_PLUGIN, R"({"envelope_fallback": true})");
   FakeSession s(host_);
   EXPECT_EQ(sign(s, p, header), MG_CONTINUE);  // MAIL FROM jane@example.com
   ASSERT_EQ(signatures(s), 2u);
@@ -402,8 +401,7 @@ std::string create_error(std::string_view settings) {
 }
 
 TEST(DkimSignSettings, BadSettingsFailCreate) {
-  EXPECT_NE(create_error(R"({"colour": 1})").find("unknown setting \"colour\""),
-            std::string::npos);
+  EXPECT_NE(create_error(R"({"colour": 1})").find("unknown setting \"colour\""), std::string::npos);
   EXPECT_NE(create_error(R"({"headers": ["to"]})").find("must include \"from\""),
             std::string::npos);
   EXPECT_NE(create_error(R"({"canonicalization": "loose/simple"})")

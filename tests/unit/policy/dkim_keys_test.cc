@@ -73,11 +73,13 @@ TEST(DkimKey, Selectors) {
   EXPECT_FALSE(check_dkim_selector("sel1"));
   EXPECT_FALSE(check_dkim_selector("2026-a.mail_x"));
   EXPECT_EQ(*check_dkim_selector(""), "'' is not a valid DKIM selector: is empty");
-  EXPECT_EQ(*check_dkim_selector("a..b"), "'a..b' is not a valid DKIM selector: has an empty label");
+  EXPECT_EQ(*check_dkim_selector("a..b"),
+            "'a..b' is not a valid DKIM selector: has an empty label");
   EXPECT_EQ(*check_dkim_selector("-x"),
             "'-x' is not a valid DKIM selector: label '-x' starts or ends with '-'");
-  EXPECT_EQ(*check_dkim_selector("a b"), "'a b' is not a valid DKIM selector: label 'a b' has a "
-                                         "character other than a-z, 0-9, '-', '_'");
+  EXPECT_EQ(*check_dkim_selector("a b"),
+            "'a b' is not a valid DKIM selector: label 'a b' has a "
+            "character other than a-z, 0-9, '-', '_'");
   EXPECT_TRUE(check_dkim_selector(std::string(64, 'a')));
   EXPECT_EQ(*check_dkim_algorithm("rsa-sha1"),
             "must be rsa-sha256 or ed25519-sha256 (got 'rsa-sha1')");
@@ -125,9 +127,9 @@ TEST(DkimKey, GeneratedEd25519KeyPublishesTheRawKey) {
   const std::string spki = spki_of(pair->private_pem);
   ASSERT_EQ(spki.size(), 44u);
   EXPECT_EQ(spki.substr(12), raw);
-  EXPECT_EQ(dkim_txt_record("example.com", "ed", "ed25519-sha256", pair->public_b64),
-            "ed._domainkey.example.com. IN TXT ( \"v=DKIM1; k=ed25519; p=" + pair->public_b64 +
-                "\" )");
+  EXPECT_EQ(
+      dkim_txt_record("example.com", "ed", "ed25519-sha256", pair->public_b64),
+      "ed._domainkey.example.com. IN TXT ( \"v=DKIM1; k=ed25519; p=" + pair->public_b64 + "\" )");
 }
 
 TEST(DkimKey, BadKeysAndSizesAreRefused) {
@@ -155,9 +157,8 @@ class DkimKeysSnapshotTest : public ::testing::Test {
  protected:
   DkimKeysSnapshotTest() : path_(dir_.file("policy.db")), db_(make_db(path_)) {}
 
-  void insert(const std::string& domain, const std::string& selector,
-              const std::string& algorithm, const std::string& pem, int enabled, int created,
-              sqlite3* db = nullptr) {
+  void insert(const std::string& domain, const std::string& selector, const std::string& algorithm,
+              const std::string& pem, int enabled, int created, sqlite3* db = nullptr) {
     sql(db != nullptr ? db : db_.get(),
         "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, enabled, created) "
         "VALUES (" +
@@ -195,7 +196,7 @@ TEST_F(DkimKeysSnapshotTest, LookupGivesTheEnabledKeysNewestFirst) {
   EXPECT_EQ(keys[0].size(), 3u);
 
   out = "untouched";
-  EXPECT_FALSE((*s)->lookup("dkim_keys", "other.example", &out));  // only a disabled key
+  EXPECT_FALSE((*s)->lookup("dkim_keys", "other.example", &out));    // only a disabled key
   EXPECT_FALSE((*s)->lookup("dkim_keys", "sub.example.com", &out));  // no parent fallback
   EXPECT_FALSE((*s)->lookup("dkim_keys", "", &out));
   EXPECT_EQ(out, "untouched");
