@@ -108,8 +108,8 @@ void DnsblZoneTable::read(sqlite3* db, std::vector<std::string>* problems) {
     } else {
       r.timeout_ms = sqlite3_column_int64(st, 5);
       if (r.timeout_ms < 1 || r.timeout_ms > 60000)
-        problems->push_back(
-            fmt::format("{}: timeout_ms must be between 1 and 60000 (got {})", label, r.timeout_ms));
+        problems->push_back(fmt::format("{}: timeout_ms must be between 1 and 60000 (got {})",
+                                        label, r.timeout_ms));
     }
     const int64_t enabled_value = sqlite3_column_int64(st, 6);
     if (sqlite3_column_type(st, 6) != SQLITE_INTEGER || (enabled_value != 0 && enabled_value != 1))

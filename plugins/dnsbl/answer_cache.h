@@ -6,6 +6,8 @@
 // Must not touch: the host, DNS, clocks (callers pass the time: the gateway's now_ms()).
 #pragma once
 
+#include <mailgate/plugin.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -14,8 +16,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <mailgate/plugin.h>
 
 namespace mailgate::dnsbl {
 

@@ -85,31 +85,44 @@ Settings parse_settings(std::string_view text) {
   const nlohmann::json json = mailgate::plugins::parse_settings_object(text);
   using mailgate::plugins::setting_bool;
   for (const auto& [key, v] : json.items()) {
-    if (key == "threads") s.pool.threads = static_cast<unsigned>(integer(v, key, 1, 64));
-    else if (key == "max_queue") s.pool.max_queue = integer(v, key, 1, 100000);
-    else if (key == "max_per_zone") s.pool.max_per_zone = integer(v, key, 1, 1000);
-    else if (key == "cache_entries") s.pool.cache_entries = integer(v, key, 0, 10000000);
+    if (key == "threads")
+      s.pool.threads = static_cast<unsigned>(integer(v, key, 1, 64));
+    else if (key == "max_queue")
+      s.pool.max_queue = integer(v, key, 1, 100000);
+    else if (key == "max_per_zone")
+      s.pool.max_per_zone = integer(v, key, 1, 1000);
+    else if (key == "cache_entries")
+      s.pool.cache_entries = integer(v, key, 0, 10000000);
     else if (key == "cache_max_ttl_s")
       s.pool.cache_max_ttl_ms = static_cast<std::uint32_t>(integer(v, key, 0, 86400) * 1000);
     else if (key == "cache_negative_ttl_s")
       s.pool.cache_negative_ttl_ms = static_cast<std::uint32_t>(integer(v, key, 0, 86400) * 1000);
-    else if (key == "dead_after") s.pool.dead_after = static_cast<unsigned>(integer(v, key, 0, 1000));
+    else if (key == "dead_after")
+      s.pool.dead_after = static_cast<unsigned>(integer(v, key, 0, 1000));
     else if (key == "dead_retry_s")
       s.pool.dead_retry_ms = static_cast<std::uint32_t>(integer(v, key, 1, 86400) * 1000);
-    else if (key == "check_client") s.check_client = setting_bool(v, key);
-    else if (key == "check_sender") s.check_sender = setting_bool(v, key);
-    else if (key == "check_urls") s.check_urls = setting_bool(v, key);
-    else if (key == "max_url_domains") s.max_url_domains = integer(v, key, 0, 100);
-    else if (key == "max_body_bytes") s.max_body_bytes = integer(v, key, 0, 64u << 20);
-    else if (key == "skip_private") s.skip_private = setting_bool(v, key);
-    else if (key == "skip_authenticated") s.skip_authenticated = setting_bool(v, key);
-    else if (key == "skip_relay_networks") s.skip_relay_networks = setting_bool(v, key);
+    else if (key == "check_client")
+      s.check_client = setting_bool(v, key);
+    else if (key == "check_sender")
+      s.check_sender = setting_bool(v, key);
+    else if (key == "check_urls")
+      s.check_urls = setting_bool(v, key);
+    else if (key == "max_url_domains")
+      s.max_url_domains = integer(v, key, 0, 100);
+    else if (key == "max_body_bytes")
+      s.max_body_bytes = integer(v, key, 0, 64u << 20);
+    else if (key == "skip_private")
+      s.skip_private = setting_bool(v, key);
+    else if (key == "skip_authenticated")
+      s.skip_authenticated = setting_bool(v, key);
+    else if (key == "skip_relay_networks")
+      s.skip_relay_networks = setting_bool(v, key);
     else if (key == "header") {
       if (!v.is_string()) throw std::invalid_argument("setting \"header\" must be a string");
       s.header = v.get<std::string>();
-      const bool ok = s.header.size() <= 64 &&
-                      s.header.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
-                                                 "vwxyz0123456789-") == std::string::npos;
+      const bool ok = s.header.size() <= 64 && s.header.find_first_not_of(
+                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                                                   "vwxyz0123456789-") == std::string::npos;
       if (!ok) throw std::invalid_argument("setting \"header\" must be a header field name");
     } else if (key == "reject_on") {
       if (!v.is_array()) throw std::invalid_argument("setting \"reject_on\" must be an array");
@@ -148,7 +161,8 @@ struct Hit {
 class DnsblPlugin : public mailgate::Plugin {
  public:
   explicit DnsblPlugin(const mailgate::PluginContext& context)
-      : Plugin(context), settings_(parse_settings(context.settings_json)),
+      : Plugin(context),
+        settings_(parse_settings(context.settings_json)),
         pool_(context.host, settings_.pool) {}
 
   Action on_connect(Session& s) override {
@@ -228,8 +242,7 @@ class DnsblPlugin : public mailgate::Plugin {
     std::vector<std::string> asked;
     if (auto* tx = s.data<TxState>(Scope::kTransaction)) asked = tx->sender_names;
     std::vector<std::string> names;
-    for (const std::string& host :
-         mailgate::dnsbl::url_domains(*body, settings_.max_url_domains)) {
+    for (const std::string& host : mailgate::dnsbl::url_domains(*body, settings_.max_url_domains)) {
       for (const std::string& name : mailgate::dnsbl::domain_candidates(host)) {
         if (names.size() >= settings_.max_url_domains) break;
         if (std::find(asked.begin(), asked.end(), name) != asked.end()) continue;
@@ -240,7 +253,8 @@ class DnsblPlugin : public mailgate::Plugin {
     std::vector<Request> requests;
     for (const Zone& z : zones->zones) {
       if (z.kind != ZoneKind::kDomain) continue;
-      for (const std::string& name : names) requests.push_back(Request{z, name, "url domain " + name});
+      for (const std::string& name : names)
+        requests.push_back(Request{z, name, "url domain " + name});
     }
     if (requests.empty()) return nullptr;
     return pool_.start(std::move(requests));
@@ -257,13 +271,12 @@ class DnsblPlugin : public mailgate::Plugin {
             for (const std::string& address : o.addresses) listing(s, o, address, hits);
           } else if (o.status == MG_DNS_TEMPFAIL || o.status == MG_DNS_ERROR) {
             skips.push_back(zone.name + " (" + o.request.subject + ": DNS " +
-                              (o.status == MG_DNS_TEMPFAIL ? "timeout or SERVFAIL" : "error") +
-                              ")");
+                            (o.status == MG_DNS_TEMPFAIL ? "timeout or SERVFAIL" : "error") + ")");
           }
           break;
         case Outcome::State::kTimedOut:
           skips.push_back(zone.name + " (" + o.request.subject + ": no answer within " +
-                            std::to_string(zone.timeout_ms) + " ms)");
+                          std::to_string(zone.timeout_ms) + " ms)");
           break;
         case Outcome::State::kSkipped:
           skips.push_back(zone.name + " (" + o.request.subject + ": not asked, " + o.why + ")");
@@ -291,8 +304,10 @@ class DnsblPlugin : public mailgate::Plugin {
       for (const std::string& k : skips) list += (list.empty() ? "" : ", ") + k;
       line += (line.empty() ? "" : "; ") + std::string("skipped ") + list;
     }
-    if (!line.empty()) s.log(hits.empty() ? LogLevel::kWarning : LogLevel::kInfo, line);
-    else if (!outcomes.empty()) s.log(LogLevel::kDebug, "not listed (" + std::to_string(outcomes.size()) + " queries)");
+    if (!line.empty())
+      s.log(hits.empty() ? LogLevel::kWarning : LogLevel::kInfo, line);
+    else if (!outcomes.empty())
+      s.log(LogLevel::kDebug, "not listed (" + std::to_string(outcomes.size()) + " queries)");
     if (!settings_.header.empty() && !header.empty()) s.header_add(settings_.header, header);
     if (refusing)
       return s.reject(550, "5.7.1",
@@ -305,20 +320,20 @@ class DnsblPlugin : public mailgate::Plugin {
     Listing l;
     switch (mailgate::dnsbl::classify_answer(zone, address, &l)) {
       case AnswerKind::kNotLoopback:
-        s.log(LogLevel::kWarning, "zone " + zone.name + " answered " + address + " for " +
-                                      o.query +
+        s.log(LogLevel::kWarning, "zone " + zone.name + " answered " + address + " for " + o.query +
                                       ": not in 127.0.0.0/8, ignored (a list that answers "
                                       "everything is broken)");
         return;
       case AnswerKind::kErrorCode:
-        s.log(LogLevel::kWarning, "zone " + zone.name + " answered " + address + " for " +
-                                      o.query + ": the list's error code (query refused), ignored");
+        s.log(LogLevel::kWarning, "zone " + zone.name + " answered " + address + " for " + o.query +
+                                      ": the list's error code (query refused), ignored");
         return;
       case AnswerKind::kListed:
         break;
     }
     const std::string detail = zone.name + " " + address + " " + o.request.subject;
-    auto it = std::find_if(hits.begin(), hits.end(), [&](const Hit& h) { return h.symbol == l.symbol; });
+    auto it =
+        std::find_if(hits.begin(), hits.end(), [&](const Hit& h) { return h.symbol == l.symbol; });
     if (it == hits.end()) {
       hits.push_back(Hit{l.symbol, l.score, {detail}, zone.name, o.request.subject});
       return;

@@ -147,8 +147,9 @@ void LookupPool::run(Job& job) {
   const bool late = SteadyClock::now() > job.deadline;
   const bool failed = late || status == MG_DNS_TEMPFAIL || status == MG_DNS_ERROR;
   settle(job.zone, failed,
-         late ? "no answer within its timeout"
-              : status == MG_DNS_TEMPFAIL ? "timeout or SERVFAIL" : "resolver error");
+         late                        ? "no answer within its timeout"
+         : status == MG_DNS_TEMPFAIL ? "timeout or SERVFAIL"
+                                     : "resolver error");
 
   if (status == MG_DNS_OK || status == MG_DNS_NXDOMAIN || status == MG_DNS_NODATA) {
     std::uint64_t keep = options_.cache_negative_ttl_ms;

@@ -14,6 +14,8 @@
 // Must not touch: sessions (no mg_session pointer ever reaches a worker), symbols, policy.
 #pragma once
 
+#include <mailgate/plugin.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -25,8 +27,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <mailgate/plugin.h>
 
 #include "answer_cache.h"
 #include "zones.h"
@@ -78,9 +78,9 @@ class Batch {
 
 struct PoolOptions {
   unsigned threads = 8;
-  std::size_t max_queue = 512;          // queued queries beyond this are skipped
-  std::size_t max_per_zone = 4;         // outstanding queries of one zone beyond this: skipped
-  std::size_t cache_entries = 10000;    // 0 = no cache
+  std::size_t max_queue = 512;        // queued queries beyond this are skipped
+  std::size_t max_per_zone = 4;       // outstanding queries of one zone beyond this: skipped
+  std::size_t cache_entries = 10000;  // 0 = no cache
   std::uint32_t cache_max_ttl_ms = 3600 * 1000;
   std::uint32_t cache_negative_ttl_ms = 300 * 1000;  // NXDOMAIN / NODATA
   unsigned dead_after = 3;                           // consecutive failures; 0 = never suspend
@@ -109,9 +109,9 @@ class LookupPool {
     SteadyClock::time_point deadline;
   };
   struct ZoneHealth {
-    unsigned failures = 0;           // consecutive
+    unsigned failures = 0;  // consecutive
     SteadyClock::time_point suspended_until{};
-    std::size_t outstanding = 0;     // queued or being asked
+    std::size_t outstanding = 0;  // queued or being asked
   };
 
   void work();

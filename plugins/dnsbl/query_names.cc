@@ -95,8 +95,8 @@ std::optional<std::string> normalize_domain(std::string_view text, std::size_t m
   std::string_view last;
   for (;;) {
     const std::size_t dot = d.find('.', start);
-    const std::string_view label =
-        std::string_view(d).substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const std::string_view label = std::string_view(d).substr(
+        start, dot == std::string::npos ? std::string::npos : dot - start);
     if (label.empty() || label.size() > 63) return std::nullopt;
     for (char c : label)
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
@@ -164,9 +164,12 @@ std::vector<std::string> url_domains(std::string_view raw, std::size_t limit) {
     const char c = lower(text[i]);
     if ((c == 'h' || c == 'f') && (i == 0 || !word_char(text[i - 1]))) {
       std::size_t scheme = 0;
-      if (starts_with_ci(text, i, "https://")) scheme = 8;
-      else if (starts_with_ci(text, i, "http://")) scheme = 7;
-      else if (starts_with_ci(text, i, "ftp://")) scheme = 6;
+      if (starts_with_ci(text, i, "https://"))
+        scheme = 8;
+      else if (starts_with_ci(text, i, "http://"))
+        scheme = 7;
+      else if (starts_with_ci(text, i, "ftp://"))
+        scheme = 6;
       if (scheme != 0) {
         i = add(i + scheme);
         continue;

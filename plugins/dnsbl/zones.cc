@@ -25,9 +25,12 @@ Zone parse_zone(const nlohmann::json& row) {
   if (!name) throw std::invalid_argument("zone is not a domain name");
   z.name = *name;
   const std::string kind = row.value("kind", std::string());
-  if (kind == "ip") z.kind = ZoneKind::kIp;
-  else if (kind == "domain") z.kind = ZoneKind::kDomain;
-  else throw std::invalid_argument("kind must be ip or domain");
+  if (kind == "ip")
+    z.kind = ZoneKind::kIp;
+  else if (kind == "domain")
+    z.kind = ZoneKind::kDomain;
+  else
+    throw std::invalid_argument("kind must be ip or domain");
   z.symbol = row.value("symbol", std::string());
   if (!valid_symbol(z.symbol)) throw std::invalid_argument("symbol must match [A-Z0-9_]{1,64}");
   if (!row.contains("score") || !row["score"].is_number())
@@ -71,9 +74,9 @@ ZoneList parse_zones(const std::string& json, std::vector<std::string>* skipped)
     return list;
   }
   for (const nlohmann::json& row : rows) {
-    const std::string name =
-        row.is_object() && row.contains("zone") && row["zone"].is_string() ? row["zone"].get<std::string>()
-                                                                           : "?";
+    const std::string name = row.is_object() && row.contains("zone") && row["zone"].is_string()
+                                 ? row["zone"].get<std::string>()
+                                 : "?";
     try {
       list.zones.push_back(parse_zone(row));
     } catch (const std::exception& e) {

@@ -156,8 +156,8 @@ class DnsblGatewayTest(base.PostfixCase):
         gw = self.gateway(self.STANDARD)
         t = token()
         start = len(gw.log_lines())
-        r, _ = self.send(gw, LISTED_IP, f"bulk-{t}@mail.spammer.test", f"dnsbl-listed-{t}",
-                         "Cheap offers at https://www.evil.test/buy?id=1 and http://clean.test/\r\n")
+        body = "Cheap offers at https://www.evil.test/buy?id=1 and http://clean.test/\r\n"
+        r, _ = self.send(gw, LISTED_IP, f"bulk-{t}@mail.spammer.test", f"dnsbl-listed-{t}", body)
         self.assertEqual(r.code, 250, r)
         head = self.header_block(self.wait_delivered(f"dnsbl-listed-{t}"))
         field = [line for line in head.split("\n") if line.startswith("X-Mailgate-DNSBL:")]

@@ -49,10 +49,10 @@ std::string zone(const std::string& name, const std::string& kind, const std::st
          std::to_string(timeout_ms) + ");";
 }
 
-const std::string kStandardZones =
-    zone("zen.test", "ip", "RBL_ZEN", 1, 1000,
-         R"({"127.0.0.2": {"symbol": "RBL_ZEN_SBL", "score": 4}, "127.0.0.10": {"symbol": "RBL_ZEN_PBL", "score": 0.5}})") +
-    zone("dbl.test", "domain", "DBL", 2.5, 1000);
+const std::string kZenCodes = R"({"127.0.0.2": {"symbol": "RBL_ZEN_SBL", "score": 4},)"
+                              R"( "127.0.0.10": {"symbol": "RBL_ZEN_PBL", "score": 0.5}})";
+const std::string kStandardZones = zone("zen.test", "ip", "RBL_ZEN", 1, 1000, kZenCodes) +
+                                   zone("dbl.test", "domain", "DBL", 2.5, 1000);
 
 class DnsblTest : public ::testing::Test {
  protected:
@@ -102,9 +102,9 @@ TEST(DnsblNames, ReversedAddresses) {
 
 TEST(DnsblNames, PrivateAddresses) {
   using mailgate::dnsbl::private_address;
-  for (const char* a : {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-                        "169.254.0.1", "100.64.0.1", "0.0.0.0", "::1", "::", "fd00::1", "fe80::1",
-                        "::ffff:10.0.0.1", "garbage"})
+  for (const char* a :
+       {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.0.1",
+        "100.64.0.1", "0.0.0.0", "::1", "::", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "garbage"})
     EXPECT_TRUE(private_address(a)) << a;
   for (const char* a : {"192.0.2.10", "172.32.0.1", "8.8.8.8", "100.128.0.1", "2001:db8::1"})
     EXPECT_FALSE(private_address(a)) << a;
@@ -134,7 +134,8 @@ TEST(DnsblNames, UrlDomains) {
       "Visit https://Shop.Evil.Test/buy?x=1 or http://user:pw@login.phish.test:8080/path.\r\n"
       "<a href=3D\"http://qp.example.test/a\">link</a> and www.bare.test, again "
       "HTTPS://shop.evil.test/other; ftp://files.example.test/f; http://192.0.2.7/ip-host;\r\n"
-      "soft break: http://long.examp=\r\nle.test/x; not a url: xhttp://no.test, mailto:a@b.test\r\n";
+      "soft break: http://long.examp=\r\nle.test/x; not a url: xhttp://no.test, "
+      "mailto:a@b.test\r\n";
   EXPECT_EQ(url_domains(body, 20),
             (std::vector<std::string>{"shop.evil.test", "login.phish.test", "qp.example.test",
                                       "www.bare.test", "files.example.test", "long.example.test"}));
@@ -195,7 +196,8 @@ TEST(DnsblCache, ExpiresAndEvictsTheLeastRecentlyUsed) {
   EXPECT_FALSE(none.get("a", 0));
 }
 
-// --- the plugin -----------------------------------------------------------------------------------
+// --- the plugin
+// -----------------------------------------------------------------------------------
 
 TEST_F(DnsblTest, ListedClientGetsTheCodesSymbol) {
   use(kStandardZones);
@@ -227,8 +229,8 @@ TEST_F(DnsblTest, AnswerWithoutCodesEntryGetsTheZoneSymbolAndSeveralAnswersEachC
 
 TEST_F(DnsblTest, Ipv6ClientIsAskedByNibbles) {
   use(kStandardZones);
-  host_.add_dns("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.zen.test", MG_DNS_A,
-                {"127.0.0.2"});
+  host_.add_dns("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.zen.test",
+                MG_DNS_A, {"127.0.0.2"});
   FakeSession s(host_);
   EXPECT_EQ(message(s, "2001:db8::1", "alice@clean.test"), MG_CONTINUE);
   ASSERT_TRUE(s.symbol("RBL_ZEN_SBL"));
@@ -277,15 +279,18 @@ TEST_F(DnsblTest, AnswersOutsideLoopbackAndErrorCodesAreIgnoredAndLogged) {
   FakeSession s(host_);
   EXPECT_EQ(message(s, "192.0.2.20", "x@broken.test"), MG_CONTINUE);
   EXPECT_TRUE(s.symbols().empty());
-  EXPECT_TRUE(host_.logged("zone zen.test answered 192.0.2.99 for 20.2.0.192.zen.test: not in "
-                           "127.0.0.0/8, ignored (a list that answers everything is broken)"));
-  EXPECT_TRUE(host_.logged("zone dbl.test answered 127.255.255.254 for broken.test.dbl.test: the "
-                           "list's error code (query refused), ignored"));
+  EXPECT_TRUE(
+      host_.logged("zone zen.test answered 192.0.2.99 for 20.2.0.192.zen.test: not in "
+                   "127.0.0.0/8, ignored (a list that answers everything is broken)"));
+  EXPECT_TRUE(
+      host_.logged("zone dbl.test answered 127.255.255.254 for broken.test.dbl.test: the "
+                   "list's error code (query refused), ignored"));
 }
 
 TEST_F(DnsblTest, DeadZoneIsSkippedWithinItsTimeoutAndZonesAreAskedInParallel) {
   use(zone("dead.test", "ip", "RBL_DEAD", 3, 200) + zone("slow1.test", "ip", "RBL_SLOW1", 1, 2000) +
-      zone("slow2.test", "ip", "RBL_SLOW2", 1, 2000) + zone("slow3.test", "ip", "RBL_SLOW3", 1, 2000));
+      zone("slow2.test", "ip", "RBL_SLOW2", 1, 2000) +
+      zone("slow3.test", "ip", "RBL_SLOW3", 1, 2000));
   host_.set_dns_delay_ms("30.2.0.192.dead.test", MG_DNS_A, 2500);
   host_.add_dns("30.2.0.192.dead.test", MG_DNS_A, {"127.0.0.2"});
   for (const char* z : {"slow1.test", "slow2.test", "slow3.test"}) {
@@ -367,15 +372,18 @@ TEST_F(DnsblTest, ZoneFailingRepeatedlyIsSuspended) {
   // Both late answers come back; then the zone is suspended.
   for (int i = 0; i < 100 && !host_.logged("zone dead.test failed 2 times in a row"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_TRUE(host_.logged("dnsbl: zone dead.test failed 2 times in a row (last: no answer within "
-                           "its timeout); not asked for the next 600000 ms"));
+  EXPECT_TRUE(
+      host_.logged("dnsbl: zone dead.test failed 2 times in a row (last: no answer within "
+                   "its timeout); not asked for the next 600000 ms"));
   FakeSession s(host_);
   const auto start = Clock::now();
   EXPECT_EQ(message(s, "192.0.2.50", ""), MG_CONTINUE);
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count(), 40);
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count(),
+            40);
   EXPECT_EQ(queries_of("50.2.0.192.dead.test"), 2u);
-  EXPECT_TRUE(host_.logged("skipped dead.test (client 192.0.2.50: not asked, the zone is suspended "
-                           "after 2 failures in a row)"));
+  EXPECT_TRUE(
+      host_.logged("skipped dead.test (client 192.0.2.50: not asked, the zone is suspended "
+                   "after 2 failures in a row)"));
 }
 
 TEST_F(DnsblTest, LateAnswerIsNotUsedButFillsTheCache) {

@@ -2,11 +2,12 @@
 // dnsbl_zones.*): the lookup value the dnsbl plugin reads, and validation errors that name the
 // row (written through a connection that bypasses the CHECK constraints, as a careless hand edit
 // would).
+#include "policy/dnsbl_zones.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "policy/dnsbl_zones.h"
 #include "policy/snapshot.h"
 #include "policy_test_util.h"
 
@@ -80,7 +81,8 @@ void expect_problem(const std::string& insert, const std::string& needle) {
 }
 
 TEST(DnsblZones, BadRowsAreNamed) {
-  const std::string head = "INSERT INTO dnsbl_zones (zone, kind, symbol, score, codes, timeout_ms) VALUES ";
+  const std::string head =
+      "INSERT INTO dnsbl_zones (zone, kind, symbol, score, codes, timeout_ms) VALUES ";
   expect_problem(head + "('bad.test', 'ip', 'X', 1, '[1, 2]', 100)",
                  "dnsbl_zones row 'bad.test': codes must be a JSON object");
   expect_problem(head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.300\": {\"symbol\": \"Y\"}}', 100)",
@@ -94,16 +96,19 @@ TEST(DnsblZones, BadRowsAreNamed) {
                  "dnsbl_zones row 'bad.test': codes '127.0.0.2' must map to an object");
   expect_problem(head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"score\": 3}}', 100)",
                  "codes '127.0.0.2': symbol is missing");
-  expect_problem(head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"lower\"}}', 100)",
-                 "codes '127.0.0.2': symbol 'lower' must match");
   expect_problem(
-      head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"Y\", \"score\": \"high\"}}', 100)",
-      "codes '127.0.0.2': score must be a number");
+      head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"lower\"}}', 100)",
+      "codes '127.0.0.2': symbol 'lower' must match");
+  expect_problem(head +
+                     "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"Y\", \"score\": "
+                     "\"high\"}}', 100)",
+                 "codes '127.0.0.2': score must be a number");
   expect_problem(
       head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"Y\", \"why\": 1}}', 100)",
       "codes '127.0.0.2': unknown field 'why'");
-  expect_problem(head + "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"A\"}, "
-                        "\"127.0.0.2\": {\"symbol\": \"B\"}}', 100)",
+  expect_problem(head +
+                     "('bad.test', 'ip', 'X', 1, '{\"127.0.0.2\": {\"symbol\": \"A\"}, "
+                     "\"127.0.0.2\": {\"symbol\": \"B\"}}', 100)",
                  "duplicate key '127.0.0.2'");
   expect_problem(head + "('bad.test', 'url', 'X', 1, '{}', 100)",
                  "dnsbl_zones row 'bad.test': kind must be ip or domain (got 'url')");
