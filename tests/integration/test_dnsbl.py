@@ -8,7 +8,8 @@ same — while a clean client, sender and body get nothing; a list answering out
 (all.test answers every name with 192.0.2.200, as a lapsed list does) is ignored and logged; a
 zone whose server never answers (dead.test, forwarded by unbound to a silent socket) costs a
 message at most its timeout_ms although the gateway's resolver would wait 5 s, and the listed
-zone's symbol still arrives; reject_on refuses at end of data with 550 5.7.1.
+zone's symbol still arrives; reject_on refuses at end of data with 550 5.7.1; with spamscore
+after it in the chain, X-Spam-Symbols lists the dnsbl symbols with their details.
 
 The client must come from the listed address, so the test runs in a network namespace of its
 own (as test_dmarc does) where lo holds 192.0.2.77 (listed) and 192.0.2.78 (clean).
@@ -87,15 +88,19 @@ class DnsblGatewayTest(base.PostfixCase):
         self.addCleanup(util.remove_tree, d)
         self.dir = d
 
-    def gateway(self, zones, settings=None, name="policy"):
-        """A gateway whose chain is dnsbl alone, with these dnsbl_zones rows
-        (zone, kind, symbol, score, codes, timeout_ms)."""
+    def gateway(self, zones, settings=None, name="policy", spamscore=False):
+        """A gateway whose chain is dnsbl (then spamscore when asked), with these dnsbl_zones
+        rows (zone, kind, symbol, score, codes, timeout_ms)."""
         ctl = PolicyCtl(os.path.join(self.dir, f"{name}.db"))
         ctl.init()
         ctl("policy", "domain", "add", base.DOMAIN)
-        ctl("policy", "plugin", "add", "--name", "dnsbl", "--path", builtin_plugin("dnsbl"),
-            "--settings", json.dumps(dict({"header": "X-Mailgate-DNSBL"}, **(settings or {}))),
-            "--fail-mode", "tempfail", "--timeout-ms", "15000")
+        chain = [("dnsbl", dict({"header": "X-Mailgate-DNSBL"}, **(settings or {})))]
+        if spamscore:
+            chain.append(("spamscore", {}))
+        for plugin, plugin_settings in chain:
+            ctl("policy", "plugin", "add", "--name", plugin, "--path", builtin_plugin(plugin),
+                "--settings", json.dumps(plugin_settings), "--fail-mode", "tempfail",
+                "--timeout-ms", "15000")
         db = sqlite3.connect(ctl.db)
         try:
             with db:
@@ -107,7 +112,7 @@ class DnsblGatewayTest(base.PostfixCase):
         gw = self.start_gateway(flags=[f"--policy_db={ctl.db}", "--policy_poll_ms=100",
                                        f"--dns_servers={self.dns.forwarder}",
                                        f"--dns_timeout_ms={DNS_TIMEOUT_MS}"])
-        gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 1 plugin instances\)")
+        gw.wait_for_log(rf"plugin chains ready \(\d+ profiles, {len(chain)} plugin instances\)")
         return gw
 
     STANDARD = [
@@ -173,6 +178,28 @@ class DnsblGatewayTest(base.PostfixCase):
         for needle in (f"RBL_TEST_SPAM=3.5 (bl.test 127.0.0.2 client {LISTED_IP})",
                        "DBL_TEST_PHISH=5 (dbl.test 127.0.1.4 url domain evil.test)"):
             self.assertIn(needle, line)
+
+    def test_spamscore_lists_the_symbols_with_their_details(self):
+        try:
+            builtin_plugin("spamscore")
+        except FileNotFoundError as e:
+            self.skipTest(str(e))
+        gw = self.gateway(self.STANDARD, settings={"header": ""}, spamscore=True)
+        t = token()
+        r, _ = self.send(gw, LISTED_IP, f"bulk-{t}@spammer.test", f"dnsbl-score-{t}",
+                         "Hello.\r\n")
+        self.assertEqual(r.code, 250, r)
+        head = self.header_block(self.wait_delivered(f"dnsbl-score-{t}"))
+        self.assertNotIn("X-Mailgate-DNSBL", head)
+        symbols = [ln for ln in head.split("\n") if ln.startswith("X-Spam-Symbols:")]
+        self.assertEqual(len(symbols), 1, head)
+        for needle in (f"RBL_TEST_SPAM(3.5)[bl.test 127.0.0.2 client {LISTED_IP}]",
+                       f"RBL_TEST(1.0)[bl.test 127.0.0.11 client {LISTED_IP}]",
+                       "DBL_TEST(2.0)[dbl.test 127.0.1.2 sender domain spammer.test]"):
+            self.assertIn(needle, symbols[0])
+        score = [ln for ln in head.split("\n") if ln.startswith("X-Spam-Score:")]
+        self.assertEqual(len(score), 1, head)
+        self.assertGreaterEqual(float(score[0].split(":", 1)[1]), 6.5)
 
     def test_clean_client_sender_and_body_get_nothing(self):
         gw = self.gateway(self.STANDARD)
