@@ -12,7 +12,7 @@ Each group is shuffled with a fixed seed and split: --train (default 70%) is lea
 is held back and classified. The spam cut-off is chosen without looking at the held-back
 messages: the first --validation (default 15 points) of the training part is held out at
 first, the rest learned, and the cut-off is the lowest of CUTOFFS whose false positives on that
-validation slice stay within half the FP target; then the validation slice is learned too
+validation slice stay under the FP target; then the validation slice is learned too
 (learning is incremental) and the held-back messages are classified at that cut-off
 (--spam-cutoff fixes it instead).
 Printed: per group (easy ham, hard ham, spam) how many held-back messages were called spam,
@@ -162,11 +162,11 @@ def main():
             vham = [r for r in rows if not r[1]]
             cutoff = CUTOFFS[-1]
             for c in CUTOFFS:
-                if percent(sum(1 for r in vham if r[2] >= c), len(vham)) <= args.max_fp / 2:
+                if percent(sum(1 for r in vham if r[2] >= c), len(vham)) < args.max_fp:
                     cutoff = c
                     break
             chosen = (f"chosen on {len(rows)} validation messages (the lowest of {CUTOFFS} with "
-                      f"ham FP <= {args.max_fp / 2}% there), then those were learned too")
+                      f"ham FP < {args.max_fp}% there), then those were learned too")
             learn(db, validation[True], "spam", os.path.join(work, "validation-spam"))
             learn(db, validation[False], "ham", os.path.join(work, "validation-ham"))
         t1 = time.monotonic()

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <map>
+#include <set>
 #include <string_view>
 
 namespace mailgate::bayes {
@@ -159,11 +159,11 @@ bool ignored_field(std::string_view lower_name) {
 }
 
 void tokenize_headers(const Message& message, std::vector<std::string>& out) {
-  std::map<std::string, int> counts;
+  std::set<std::string> present;  // field names, for the missing-field tokens
   for (const HeaderField& field : message.headers) {
     const std::string name = ascii_lower(field.name);
     if (ignored_field(name) || name.empty() || name.size() > 40) continue;
-    ++counts[name];
+    present.insert(name);
     const std::string value = decode_header_value(field.value);
     if (name == "subject") {
       for (std::string_view word : split_any(value, " \t")) {
@@ -208,10 +208,8 @@ void tokenize_headers(const Message& message, std::vector<std::string>& out) {
       }
     }
   }
-  for (const auto& [name, count] : counts)
-    out.push_back("header:" + name + ":" + std::to_string(std::min(count, 9)));
-  if (counts.find("message-id") == counts.end()) out.push_back("message-id:missing");
-  if (counts.find("date") == counts.end()) out.push_back("date:missing");
+  if (present.count("message-id") == 0) out.push_back("message-id:missing");
+  if (present.count("date") == 0) out.push_back("date:missing");
 }
 
 }  // namespace
