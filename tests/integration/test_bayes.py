@@ -2,7 +2,9 @@
 files, directories, mboxes and maildirs into a SQLite token file or a real redis-server on
 loopback; `mailgatectl classify` prints each message's probability and verdict; the built
 bayes.so, run by `mailgatectl check` over a message with the chain from the policy database,
-adds BAYES_SPAM / BAYES_HAM from what was learned.
+adds BAYES_SPAM / BAYES_HAM from what was learned; and two gateways in front of a private
+Postfix, sharing one redis-server (--redis, the plugin's backend "store"), deliver held-back
+messages whose X-Spam-Symbols (from spamscore after bayes) explain the Bayes verdict.
 
 The corpus is the unit tests' fixture (tests/unit/bayes/fixtures: six spam, six ham, with
 base64 HTML and quoted-printable parts); message 06 of each class is held back and classified.
@@ -18,8 +20,10 @@ import shutil
 import subprocess
 import unittest
 
-from mgtest import util
+from mgtest import base, util
+from mgtest.policyctl import PolicyCtl, builtin_plugin
 from mgtest.redisserver import RedisServer
+from mgtest.smtpclient import message_data
 
 SOURCE_DIR = os.environ.get("MAILGATE_SOURCE_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..")
@@ -270,6 +274,85 @@ class RedisTest(BayesCase):
         p = self.ctl("learn", "--spam", "--redis", address, self.mbox, check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn(f"--redis {address}", p.stderr)
+
+
+class GatewayTest(base.PostfixCase):
+    """bayes (backend "store") and spamscore in two gateways sharing a redis-server that
+    `mailgatectl learn --redis` filled: what one learner wrote, both gateways score by."""
+
+    def setUp(self):
+        if shutil.which("redis-server") is None:
+            self.skipTest("redis-server not installed")
+        self.dir = util.make_tempdir("mailgate-bayes-gw-")
+        self.addCleanup(util.remove_tree, self.dir)
+        self.redis = RedisServer(self.dir).start()
+        self.addCleanup(self.redis.stop)
+
+    def learn(self, label, *paths):
+        env = {k: v for k, v in os.environ.items() if k != "MAILGATE_DB"}
+        p = subprocess.run([ctl_path(), "learn", f"--{label}", "--redis", self.redis.address,
+                            "--key-prefix", "gw", *paths], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def send(self, gw, path, tag):
+        """Sends the fixture message with a unique Message-ID; returns the end-of-data reply."""
+        lines = read(path).split("\n")
+        lines = [f"Message-ID: <{tag}@client.test>" if ln.startswith("Message-ID:") else ln
+                 for ln in lines]
+        c = self.connect(gw, timeout=30)
+        self.assertEqual(c.greeting.code, 220, c.greeting)
+        self.assertEqual(c.cmd("EHLO client.test").code, 250)
+        self.assertEqual(c.cmd("MAIL FROM:<sender@client.test>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message_data("\r\n".join(lines).encode()))
+        c.quit()
+        return r
+
+    def delivered_head(self, tag):
+        def find():
+            for m in self.postfix.messages(base.USER):
+                if f"<{tag}@client.test>".encode() in m:
+                    return m.decode("utf-8", "replace")
+            return None
+        util.wait_until(lambda: find() is not None, 20, what=f"delivery of {tag}")
+        head = find().replace("\r\n", "\n").split("\n\n", 1)[0]
+        return head.replace("\n ", " ").replace("\n\t", " ")
+
+    def test_two_gateways_score_by_the_shared_counts(self):
+        for n in (1, 2, 3, 4, 5):
+            self.learn("spam", fixture("spam", n))
+            self.learn("ham", fixture("ham", n))
+        ctl = PolicyCtl(os.path.join(self.dir, "policy.db"))
+        ctl.init()
+        ctl("policy", "domain", "add", base.DOMAIN)
+        for name, settings in (("bayes", {"backend": "store", "key_prefix": "gw",
+                                          "min_spam": 3, "min_ham": 3}),
+                               ("spamscore", {})):
+            ctl("policy", "plugin", "add", "--name", name, "--path", builtin_plugin(name),
+                "--settings", json.dumps(settings), "--fail-mode", "tempfail",
+                "--timeout-ms", "10000")
+        gateways = []
+        for _ in range(2):
+            gw = self.start_gateway(flags=[f"--policy_db={ctl.db}", "--policy_poll_ms=100",
+                                           f"--redis={self.redis.address}"])
+            gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 2 plugin instances\)")
+            gateways.append(gw)
+        tag = os.path.basename(self.dir)
+        self.assertEqual(self.send(gateways[0], fixture("spam", 6), f"spam-{tag}").code, 250)
+        self.assertEqual(self.send(gateways[1], fixture("ham", 6), f"ham-{tag}").code, 250)
+
+        spam = self.delivered_head(f"spam-{tag}")
+        m = re.search(r"^X-Spam-Symbols:.*BAYES_SPAM\(([\d.]+)\)\[p=([\d.]+) clues ", spam, re.M)
+        self.assertIsNotNone(m, spam)
+        self.assertGreaterEqual(float(m.group(1)), 1.5)
+        self.assertGreaterEqual(float(m.group(2)), 0.9)
+        ham = self.delivered_head(f"ham-{tag}")
+        m = re.search(r"^X-Spam-Symbols:.*BAYES_HAM\((-[\d.]+)\)\[p=([\d.]+) clues ", ham, re.M)
+        self.assertIsNotNone(m, ham)
+        self.assertLessEqual(float(m.group(2)), 0.2)
+        self.assertNotIn("BAYES_SPAM", ham)
 
 
 if __name__ == "__main__":
