@@ -61,8 +61,8 @@ std::optional<bayes::Settings> plugin_settings(Context& ctx, bool* found) {
   try {
     return bayes::parse_settings(json);
   } catch (const std::exception& e) {
-    fail(ctx, fmt::format("policy database {}: the bayes plugin's settings: {}", ctx.db_path,
-                          e.what()));
+    fail(ctx,
+         fmt::format("policy database {}: the bayes plugin's settings: {}", ctx.db_path, e.what()));
     return std::nullopt;
   }
 }
@@ -99,8 +99,9 @@ OpenedStore open_store(Context& ctx, const Args& args, bool for_learning, int* e
       return out;
     }
     if (out.settings.backend == bayes::Settings::Backend::kStore) {
-      *exit = fail(ctx, "the bayes plugin keeps its counts in the gateway's shared store: give "
-                        "--redis HOST:PORT (the gateway's --redis)");
+      *exit = fail(ctx,
+                   "the bayes plugin keeps its counts in the gateway's shared store: give "
+                   "--redis HOST:PORT (the gateway's --redis)");
       return out;
     }
   }
@@ -160,8 +161,8 @@ std::optional<double> cutoff(Context& ctx, const Args& args, std::string_view op
     if (used == text->size() && v >= lo && v <= hi) return v;
   } catch (const std::exception&) {
   }
-  *exit = usage_error(ctx, fmt::format("{}: want a number from {} to {}, not '{}'", option, lo,
-                                       hi, *text));
+  *exit = usage_error(
+      ctx, fmt::format("{}: want a number from {} to {}, not '{}'", option, lo, hi, *text));
   return std::nullopt;
 }
 
@@ -177,8 +178,8 @@ int run_learn(Context& ctx, const Args& args) {
   std::size_t learned = 0, relearned = 0, known = 0, in_batch = 0;
   std::string error;
   for (const std::string& path : args.positional()) {
-    const std::string walk_error = bayes::for_each_message(
-        path, [&](const std::string& origin, std::string_view raw) {
+    const std::string walk_error =
+        bayes::for_each_message(path, [&](const std::string& origin, std::string_view raw) {
           if (!error.empty()) return;
           if (store.sqlite != nullptr && in_batch == 0) error = store.sqlite->begin_batch();
           if (!error.empty()) return;
@@ -212,10 +213,14 @@ int run_learn(Context& ctx, const Args& args) {
   if (!totals_error.empty()) return fail(ctx, totals_error);
   const char* what = *label == bayes::Label::kSpam ? "spam" : "ham";
   if (ctx.json) {
-    nlohmann::json j = {{"ok", true},          {"label", what},
-                        {"learned", learned},  {"relearned", relearned},
-                        {"already_known", known}, {"store", store.tokens->describe()},
-                        {"total_spam", totals.spam}, {"total_ham", totals.ham}};
+    nlohmann::json j = {{"ok", true},
+                        {"label", what},
+                        {"learned", learned},
+                        {"relearned", relearned},
+                        {"already_known", known},
+                        {"store", store.tokens->describe()},
+                        {"total_spam", totals.spam},
+                        {"total_ham", totals.ham}};
     ctx.out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     ctx.out << fmt::format(
@@ -242,29 +247,29 @@ int run_classify(Context& ctx, const Args& args) {
   nlohmann::json results = nlohmann::json::array();
   std::string error;
   for (const std::string& path : args.positional()) {
-    const std::string walk_error = bayes::for_each_message(
-        path, [&](const std::string& origin, std::string_view raw) {
-          if (!error.empty()) return;
-          bayes::Classification c;
-          const std::string e = bayes::classify(
-              *store.tokens, bayes::tokenize(bayes::parse_message(raw)), params, c);
-          if (!e.empty()) {
-            error = fmt::format("{}: {}", origin, e);
-            return;
-          }
-          if (ctx.json) {
-            nlohmann::json clues = nlohmann::json::array();
-            for (std::size_t i = 0; i < c.clues.size() && i < 10; ++i)
-              clues.push_back({{"token", c.clues[i].token}, {"probability", c.clues[i].probability}});
-            results.push_back({{"file", origin},
-                               {"probability", c.probability},
-                               {"verdict", bayes::verdict_name(c.verdict)},
-                               {"clues", clues}});
-          } else {
-            ctx.out << fmt::format("{}: probability {:.4f} {}\n", origin, c.probability,
-                                   bayes::verdict_name(c.verdict));
-          }
-        });
+    const std::string walk_error = bayes::for_each_message(path, [&](const std::string& origin,
+                                                                     std::string_view raw) {
+      if (!error.empty()) return;
+      bayes::Classification c;
+      const std::string e =
+          bayes::classify(*store.tokens, bayes::tokenize(bayes::parse_message(raw)), params, c);
+      if (!e.empty()) {
+        error = fmt::format("{}: {}", origin, e);
+        return;
+      }
+      if (ctx.json) {
+        nlohmann::json clues = nlohmann::json::array();
+        for (std::size_t i = 0; i < c.clues.size() && i < 10; ++i)
+          clues.push_back({{"token", c.clues[i].token}, {"probability", c.clues[i].probability}});
+        results.push_back({{"file", origin},
+                           {"probability", c.probability},
+                           {"verdict", bayes::verdict_name(c.verdict)},
+                           {"clues", clues}});
+      } else {
+        ctx.out << fmt::format("{}: probability {:.4f} {}\n", origin, c.probability,
+                               bayes::verdict_name(c.verdict));
+      }
+    });
     if (error.empty() && !walk_error.empty()) error = walk_error;
     if (!error.empty()) break;
   }
@@ -272,12 +277,9 @@ int run_classify(Context& ctx, const Args& args) {
   if (ctx.json) {
     bayes::Totals totals;
     store.tokens->totals(totals);
-    nlohmann::json j = {{"store", store.tokens->describe()},
-                        {"total_spam", totals.spam},
-                        {"total_ham", totals.ham},
-                        {"spam_cutoff", params.spam_cutoff},
-                        {"ham_cutoff", params.ham_cutoff},
-                        {"results", results}};
+    nlohmann::json j = {{"store", store.tokens->describe()}, {"total_spam", totals.spam},
+                        {"total_ham", totals.ham},           {"spam_cutoff", params.spam_cutoff},
+                        {"ham_cutoff", params.ham_cutoff},   {"results", results}};
     ctx.out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   return kExitOk;

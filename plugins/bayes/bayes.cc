@@ -26,9 +26,9 @@
 
 #include "bayes/classifier.h"
 #include "bayes/counter_store.h"
+#include "bayes/settings.h"
 #include "bayes/sqlite_store.h"
 #include "bayes/tokenizer.h"
-#include "bayes/settings.h"
 
 namespace {
 
@@ -101,8 +101,7 @@ class BayesPlugin : public mailgate::Plugin {
       s.log(LogLevel::kDebug, "bayes: " + std::to_string(c.totals.spam) + " spam and " +
                                   std::to_string(c.totals.ham) + " ham learned, " +
                                   std::to_string(settings_.min_spam) + " and " +
-                                  std::to_string(settings_.min_ham) +
-                                  " needed; no Bayes verdict");
+                                  std::to_string(settings_.min_ham) + " needed; no Bayes verdict");
       return Action::kContinue;
     }
     const double others = s.score();  // every symbol so far, before ours
@@ -123,10 +122,10 @@ class BayesPlugin : public mailgate::Plugin {
     }
     switch (c.verdict) {
       case bayes::Verdict::kSpam:
-        s.add_symbol("BAYES_SPAM",
-                     scaled(settings_.spam_score, c.probability - p.spam_cutoff,
-                            1.0 - p.spam_cutoff),
-                     detail);
+        s.add_symbol(
+            "BAYES_SPAM",
+            scaled(settings_.spam_score, c.probability - p.spam_cutoff, 1.0 - p.spam_cutoff),
+            detail);
         break;
       case bayes::Verdict::kHam:
         s.add_symbol("BAYES_HAM",
@@ -153,13 +152,12 @@ class BayesPlugin : public mailgate::Plugin {
     }
     bayes::LearnOutcome outcome = bayes::LearnOutcome::kAlreadyKnown;
     const std::string what = label == bayes::Label::kSpam ? "spam" : "ham";
-    const std::string e =
-        store_->learn(tokens, label, bayes::message_digest(message), outcome);
+    const std::string e = store_->learn(tokens, label, bayes::message_digest(message), outcome);
     if (!e.empty()) {
       s.log(LogLevel::kWarning, "bayes: autolearn as " + what + " failed: " + e);
     } else if (outcome != bayes::LearnOutcome::kAlreadyKnown) {
-      s.log(LogLevel::kInfo, "bayes: autolearned as " + what + " (p=" +
-                                 format_probability(c.probability) + ")");
+      s.log(LogLevel::kInfo,
+            "bayes: autolearned as " + what + " (p=" + format_probability(c.probability) + ")");
     }
   }
 

@@ -36,7 +36,8 @@ std::vector<std::pair<std::string, std::string>> collect(const std::string& path
                                                          std::string* error = nullptr) {
   std::vector<std::pair<std::string, std::string>> out;
   const std::string e = for_each_message(
-      path, [&](const std::string& origin, std::string_view raw) { out.emplace_back(origin, raw); });
+      path,
+      [&](const std::string& origin, std::string_view raw) { out.emplace_back(origin, raw); });
   if (error) *error = e;
   return out;
 }

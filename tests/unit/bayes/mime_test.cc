@@ -33,7 +33,7 @@ TEST(BayesMime, MessageWithoutBlankLineIsAllHeader) {
 
 TEST(BayesMime, Base64) {
   EXPECT_EQ(decode_base64("aGVsbG8gd29y\r\nbGQ="), "hello world");
-  EXPECT_EQ(decode_base64("aGk"), "hi");  // no padding
+  EXPECT_EQ(decode_base64("aGk"), "hi");       // no padding
   EXPECT_EQ(decode_base64("!!aGk=!!"), "hi");  // junk skipped
 }
 

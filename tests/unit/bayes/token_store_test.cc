@@ -92,9 +92,9 @@ TEST(BayesSqliteStore, BatchKeepsEveryMessage) {
   ASSERT_EQ(store.begin_batch(), "");
   LearnOutcome outcome;
   for (int i = 0; i < 50; ++i)
-    ASSERT_EQ(store.learn({"t" + std::to_string(i % 5)}, Label::kHam, "m" + std::to_string(i),
-                          outcome),
-              "");
+    ASSERT_EQ(
+        store.learn({"t" + std::to_string(i % 5)}, Label::kHam, "m" + std::to_string(i), outcome),
+        "");
   ASSERT_EQ(store.learn({"t0"}, Label::kHam, "m0", outcome), "");
   EXPECT_EQ(outcome, LearnOutcome::kAlreadyKnown);
   ASSERT_EQ(store.end_batch(), "");
@@ -138,9 +138,9 @@ TEST(BayesSqliteStore, ConcurrentLearnersOnOneFileLoseNothing) {
       SqliteTokenStore store(path, 10000);  // its own connection
       LearnOutcome outcome;
       for (int i = 0; i < kMessages && errors[t].empty(); ++i)
-        errors[t] = store.learn({"common", "t" + std::to_string(t)},
-                                t % 2 ? Label::kSpam : Label::kHam,
-                                std::to_string(t) + "-" + std::to_string(i), outcome);
+        errors[t] =
+            store.learn({"common", "t" + std::to_string(t)}, t % 2 ? Label::kSpam : Label::kHam,
+                        std::to_string(t) + "-" + std::to_string(i), outcome);
     });
   }
   for (auto& th : threads) th.join();

@@ -17,13 +17,13 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
 std::vector<std::string> tokens_of(const std::string& raw) { return tokenize(parse_message(raw)); }
 
 TEST(BayesTokenizer, BodyWordsLowerCasedTrimmedAndSummarised) {
-  const auto t = tokens_of(
-      "Subject: hi\n\nFREE money!!! (act) now, ok supercalifragilistic a an\n");
+  const auto t =
+      tokens_of("Subject: hi\n\nFREE money!!! (act) now, ok supercalifragilistic a an\n");
   EXPECT_TRUE(has(t, "free"));
   EXPECT_TRUE(has(t, "money"));
   EXPECT_TRUE(has(t, "act"));
   EXPECT_TRUE(has(t, "now"));
-  EXPECT_FALSE(has(t, "ok"));   // shorter than 3
+  EXPECT_FALSE(has(t, "ok"));  // shorter than 3
   EXPECT_FALSE(has(t, "an"));
   EXPECT_TRUE(has(t, "skip:s 20"));  // 21 letters
   EXPECT_TRUE(std::is_sorted(t.begin(), t.end()));

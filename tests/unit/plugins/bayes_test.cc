@@ -44,12 +44,12 @@ std::string fixture(const std::string& name) {
 void learn_fixture(bayes::TokenStore& store) {
   for (const char* label : {"spam", "ham"}) {
     for (int i = 1; i <= 5; ++i) {
-      const bayes::Message m = bayes::parse_message(fixture(std::string(label) + "/0" +
-                                                            std::to_string(i) + ".eml"));
+      const bayes::Message m =
+          bayes::parse_message(fixture(std::string(label) + "/0" + std::to_string(i) + ".eml"));
       bayes::LearnOutcome outcome;
-      const std::string e = store.learn(
-          bayes::tokenize(m), label[0] == 's' ? bayes::Label::kSpam : bayes::Label::kHam,
-          bayes::message_digest(m), outcome);
+      const std::string e = store.learn(bayes::tokenize(m),
+                                        label[0] == 's' ? bayes::Label::kSpam : bayes::Label::kHam,
+                                        bayes::message_digest(m), outcome);
       if (!e.empty()) throw std::runtime_error(e);
     }
   }
@@ -178,9 +178,9 @@ TEST_F(BayesTest, AutolearnOnceAndOnlyWhenTheOthersAgree) {
     bayes::SqliteTokenStore store(db_, 1000);
     learn_fixture(store);
   }
-  const std::string settings = sqlite_settings(
-      R"(, "autolearn": true, "autolearn_spam_probability": 0.9,)"
-      R"( "autolearn_ham_probability": 0.2, "autolearn_spam_min_score": 1.0)");
+  const std::string settings =
+      sqlite_settings(R"(, "autolearn": true, "autolearn_spam_probability": 0.9,)"
+                      R"( "autolearn_ham_probability": 0.2, "autolearn_spam_min_score": 1.0)");
   use(settings);
   // Spammy by Bayes, but the other plugins said nothing (score 0 < 1.0): not learned.
   ASSERT_EQ(run(fixture("spam/06.eml")).size(), 1u);

@@ -23,12 +23,12 @@
 namespace mailgate::bayes {
 
 struct Params {
-  double prior_strength = 0.45;       // Robinson's s
-  double prior = 0.5;                 // Robinson's x
-  double min_strength = 0.1;          // a clue's |f(w) − 0.5| at least
+  double prior_strength = 0.45;  // Robinson's s
+  double prior = 0.5;            // Robinson's x
+  double min_strength = 0.1;     // a clue's |f(w) − 0.5| at least
   std::size_t max_discriminators = 150;
-  double ham_cutoff = 0.20;           // probability ≤ this: ham
-  double spam_cutoff = 0.90;          // probability ≥ this: spam
+  double ham_cutoff = 0.20;   // probability ≤ this: ham
+  double spam_cutoff = 0.90;  // probability ≥ this: spam
 };
 
 enum class Verdict { kHam, kUnsure, kSpam };

@@ -55,8 +55,7 @@ std::string CounterTokenStore::lookup(const std::vector<std::string>& tokens,
   return std::string();
 }
 
-std::string CounterTokenStore::add_all(const std::vector<std::string>& tokens,
-                                       std::int64_t delta) {
+std::string CounterTokenStore::add_all(const std::vector<std::string>& tokens, std::int64_t delta) {
   for (const std::string& token : tokens) {
     const std::string key = prefix_ + ":t:" + token;
     if (key.size() > kMaxKey) continue;

@@ -26,8 +26,8 @@ namespace mailgate::bayes {
 
 // Adds delta to the counter at key (no expiry); the new value, or nullopt when the store is
 // unavailable.
-using CounterAdd = std::function<std::optional<std::int64_t>(std::string_view key,
-                                                             std::int64_t delta)>;
+using CounterAdd =
+    std::function<std::optional<std::int64_t>(std::string_view key, std::int64_t delta)>;
 
 class CounterTokenStore final : public TokenStore {
  public:
@@ -36,8 +36,8 @@ class CounterTokenStore final : public TokenStore {
   std::string lookup(const std::vector<std::string>& tokens, std::vector<TokenCounts>& counts,
                      Totals& totals) override;
   std::string totals(Totals& totals) override;
-  std::string learn(const std::vector<std::string>& tokens, Label label,
-                    const std::string& digest, LearnOutcome& outcome) override;
+  std::string learn(const std::vector<std::string>& tokens, Label label, const std::string& digest,
+                    LearnOutcome& outcome) override;
   std::string describe() const override { return description_; }
 
   static constexpr std::int64_t kSpamUnit = std::int64_t{1} << 32;

@@ -46,8 +46,8 @@ std::string unescape_from_lines(std::string_view raw) {
   return out;
 }
 
-std::string each_file_message(const fs::path& file,
-                              const std::function<void(const std::string&, std::string_view)>& each) {
+std::string each_file_message(
+    const fs::path& file, const std::function<void(const std::string&, std::string_view)>& each) {
   std::string text;
   if (std::string e = read_file(file, text); !e.empty()) return e;
   std::size_t n = 0;

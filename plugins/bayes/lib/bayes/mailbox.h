@@ -20,9 +20,9 @@ inline constexpr std::size_t kMaxMessageFileBytes = 256u * 1024 * 1024;
 // Calls `each(origin, raw)` for every message under `path`, in name order; origin is the file
 // name, with "#N" (1-based) for the Nth message of an mbox. Returns "" or the first error
 // (naming the path); messages before the error have been passed on.
-std::string for_each_message(const std::string& path,
-                             const std::function<void(const std::string& origin,
-                                                      std::string_view raw)>& each);
+std::string for_each_message(
+    const std::string& path,
+    const std::function<void(const std::string& origin, std::string_view raw)>& each);
 
 // Splits an mbox's text into messages (without their "From " lines). A text that does not
 // start with "From " is one message.

@@ -386,7 +386,8 @@ std::string html_to_text(std::string_view html) {
         text += ' ';
         continue;
       }
-      for (const std::string_view attribute : {std::string_view("href="), std::string_view("src=")}) {
+      for (const std::string_view attribute :
+           {std::string_view("href="), std::string_view("src=")}) {
         const std::string lower_tag = ascii_lower(tag);
         const std::size_t at = lower_tag.find(attribute);
         if (at == std::string::npos) continue;

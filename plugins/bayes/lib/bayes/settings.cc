@@ -12,8 +12,7 @@ namespace {
 using nlohmann::json;
 
 double number(const json& v, const std::string& key, double lo, double hi) {
-  if (!v.is_number())
-    throw std::invalid_argument("setting \"" + key + "\" must be a number");
+  if (!v.is_number()) throw std::invalid_argument("setting \"" + key + "\" must be a number");
   const double d = v.get<double>();
   if (!(d >= lo && d <= hi))
     throw std::invalid_argument("setting \"" + key + "\" must be between " + std::to_string(lo) +

@@ -37,8 +37,7 @@ const char* label_text(Label label) { return label == Label::kSpam ? "spam" : "h
 SqliteTokenStore::SqliteTokenStore(const std::string& path, int busy_timeout_ms, bool read_only)
     : path_(path) {
   sqlite3* raw = nullptr;
-  const int flags = read_only ? SQLITE_OPEN_READONLY
-                              : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   db_.reset(raw);
   if (rc != SQLITE_OK)
@@ -53,9 +52,10 @@ SqliteTokenStore::SqliteTokenStore(const std::string& path, int busy_timeout_ms,
     if (e.empty()) e = exec(kSchema);
     if (e.empty()) e = exec("PRAGMA user_version=1");
     if (e.empty()) {
-      const std::string sql = "INSERT OR IGNORE INTO bayes_meta(key, value) VALUES "
-                              "('tokenizer_version', '" + std::to_string(kTokenizerVersion) +
-                              "')";
+      const std::string sql =
+          "INSERT OR IGNORE INTO bayes_meta(key, value) VALUES "
+          "('tokenizer_version', '" +
+          std::to_string(kTokenizerVersion) + "')";
       e = exec(sql.c_str());
     }
     if (e.empty()) e = exec("COMMIT");
@@ -145,8 +145,7 @@ std::string SqliteTokenStore::lookup(const std::vector<std::string>& tokens,
   sqlite3_stmt* st = select_token_.get();
   for (std::size_t i = 0; i < tokens.size() && e.empty(); ++i) {
     sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, tokens[i].data(), static_cast<int>(tokens[i].size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, tokens[i].data(), static_cast<int>(tokens[i].size()), SQLITE_STATIC);
     const int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
       counts[i].spam = sqlite3_column_int64(st, 0);

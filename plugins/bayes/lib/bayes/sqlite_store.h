@@ -32,8 +32,8 @@ class SqliteTokenStore final : public TokenStore {
   std::string lookup(const std::vector<std::string>& tokens, std::vector<TokenCounts>& counts,
                      Totals& totals) override;
   std::string totals(Totals& totals) override;
-  std::string learn(const std::vector<std::string>& tokens, Label label,
-                    const std::string& digest, LearnOutcome& outcome) override;
+  std::string learn(const std::vector<std::string>& tokens, Label label, const std::string& digest,
+                    LearnOutcome& outcome) override;
   std::string describe() const override { return "sqlite:" + path_; }
 
   // Batches for bulk learning: between begin_batch() and end_batch() every learn() shares one
@@ -59,8 +59,8 @@ class SqliteTokenStore final : public TokenStore {
   std::string path_;
   std::mutex mutex_;
   std::unique_ptr<sqlite3, DbClose> db_;
-  Stmt select_token_, upsert_token_, prune_token_, select_totals_, upsert_total_,
-      select_learned_, upsert_learned_;
+  Stmt select_token_, upsert_token_, prune_token_, select_totals_, upsert_total_, select_learned_,
+      upsert_learned_;
   bool in_batch_ = false;
 };
 

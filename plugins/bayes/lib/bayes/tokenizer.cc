@@ -15,14 +15,8 @@ constexpr std::size_t kMaxWord = 12;
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; }
 
 bool is_trim_punct(char c) {
-  switch (c) {
-    case '.': case ',': case ';': case ':': case '!': case '?': case '"': case '\'':
-    case '(': case ')': case '[': case ']': case '{': case '}': case '<': case '>':
-    case '*': case '`': case '|': case '=': case '-': case '_': case '~': case '#':
-      return true;
-    default:
-      return false;
-  }
+  return c != '\0' &&
+         std::string_view(".,;:!?\"'()[]{}<>*`|=-_~#").find(c) != std::string_view::npos;
 }
 
 std::string_view trim_punct(std::string_view w) {
@@ -74,7 +68,8 @@ void add_url(std::string_view url, std::vector<std::string>& out) {
     host.remove_prefix(at + 1);
   }
   host = host.substr(0, host.find(':'));
-  const bool numeric = !host.empty() && host.find_first_not_of("0123456789.") == std::string_view::npos;
+  const bool numeric =
+      !host.empty() && host.find_first_not_of("0123456789.") == std::string_view::npos;
   if (numeric) out.push_back("url:numeric-host");
   for (std::string_view label : split_any(host, "."))
     if (!label.empty() && label.size() <= 40) out.push_back("url:" + ascii_lower(label));
@@ -110,8 +105,10 @@ void tokenize_address_field(const std::string& field, std::string_view value,
   std::size_t addresses = 0;
   for (std::string_view word : split_any(value, " \t,;")) {
     std::string_view w = word;
-    while (!w.empty() && (w.front() == '<' || w.front() == '"' || w.front() == '(')) w.remove_prefix(1);
-    while (!w.empty() && (w.back() == '>' || w.back() == '"' || w.back() == ')')) w.remove_suffix(1);
+    while (!w.empty() && (w.front() == '<' || w.front() == '"' || w.front() == '('))
+      w.remove_prefix(1);
+    while (!w.empty() && (w.back() == '>' || w.back() == '"' || w.back() == ')'))
+      w.remove_suffix(1);
     if (w.find('@') != std::string_view::npos) {
       add_address(w, prefix, out);
       ++addresses;
