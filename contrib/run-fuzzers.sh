@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SECONDS_PER_TARGET="${MAILGATE_FUZZ_SECONDS:-20}"
 BUILD_DIR="${MAILGATE_FUZZ_BUILD_DIR:-build-fuzz}"
-TARGETS="${MAILGATE_FUZZ_TARGETS:-smtp_command data_decoder header_parser reply_parser dns_wire}"
+TARGETS="${MAILGATE_FUZZ_TARGETS:-smtp_command data_decoder header_parser reply_parser dns_wire policy_values}"
 
 if ! command -v clang++ >/dev/null; then
   echo "run-fuzzers.sh: clang++ is missing (contrib/install-deps.sh installs clang)" >&2
