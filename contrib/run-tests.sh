@@ -2,15 +2,17 @@
 # run-tests.sh — installs the dependencies, builds everything (ccache, all cores) and runs the
 # unit and integration tests with ctest. Integration tests start a private Postfix, so run it
 # as root:  sudo bash contrib/run-tests.sh
-# Then the whole suite again in an AddressSanitizer + UndefinedBehaviorSanitizer build, and
-# every fuzz target for a bounded time (contrib/run-fuzzers.sh).
+# Then, with MAILGATE_SANITIZERS=1, the whole suite again in an AddressSanitizer +
+# UndefinedBehaviorSanitizer build, and every fuzz target for a bounded time
+# (contrib/run-fuzzers.sh).
 # Environment: MAILGATE_BUILD_DIR (default build; the sanitizer build is $MAILGATE_BUILD_DIR-asan),
 # CTEST_ARGS (extra ctest arguments, e.g. CTEST_ARGS="-R integration.test_relay"),
-# MAILGATE_SANITIZERS (1 = run the sanitizer build, the default; 0 skips it),
+# MAILGATE_SANITIZERS (1 = also run the sanitizer build; 0, the default, skips it),
 # MAILGATE_FUZZ_SECONDS (per fuzz target, default 15; 0 skips fuzzing).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
 BUILD_DIR="${MAILGATE_BUILD_DIR:-build}"
 
 bash contrib/install-deps.sh
@@ -31,7 +33,7 @@ cd "$BUILD_DIR"
 ctest --output-on-failure -j2 ${CTEST_ARGS:-}
 cd - >/dev/null
 
-if [ "${MAILGATE_SANITIZERS:-1}" != "0" ]; then
+if [ "${MAILGATE_SANITIZERS:-0}" != "0" ]; then
   ASAN_DIR="$BUILD_DIR-asan"
   cmake -S . -B "$ASAN_DIR" -G Ninja -DMAILGATE_SANITIZE=ON \
     -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
@@ -41,6 +43,7 @@ if [ "${MAILGATE_SANITIZERS:-1}" != "0" ]; then
   # Any report fails the test that triggered it; leaks too.
   # shellcheck disable=SC2086
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp" \
     ctest --output-on-failure -j2 ${CTEST_ARGS:-}
   cd - >/dev/null
 fi
