@@ -90,6 +90,12 @@ int main(int argc, char** argv) {
   }
   const long bound_kib = static_cast<long>(max_entries) + 32 * 1024;
   std::printf("peak RSS growth %ld KiB (bound for --check: %ld KiB)\n", peak - base, bound_kib);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and quarantine of freed blocks dwarf the store's own use: the figures
+  // still print, the bound is for ordinary builds.
+  check = false;
+  std::printf("AddressSanitizer build: the bound is not checked\n");
+#endif
   if (check && peak - base > bound_kib) {
     std::printf("FAIL: memory grew past the bound\n");
     return 1;
