@@ -164,17 +164,6 @@ class AuthEndToEndTest(base.PostfixCase):
         c.quit()
         return r
 
-    def delivered(self, subject):
-        for m in self.postfix.messages(base.USER):
-            if f"Subject: {subject}".encode() in m:
-                return m.decode("utf-8", "replace")
-        return None
-
-    def wait_delivered(self, subject):
-        util.wait_until(lambda: self.delivered(subject) is not None, 20,
-                        what=f"delivery of {subject!r}\n{self.postfix.maillog()[-3000:]}")
-        return self.delivered(subject)
-
     def our_results(self, msg):
         """{method: (result, properties)} from our Authentication-Results field, which must be
         the only one claiming our authserv-id and the first of its kind in the header."""

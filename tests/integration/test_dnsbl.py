@@ -140,17 +140,6 @@ class DnsblGatewayTest(base.PostfixCase):
         c.quit()
         return r, took
 
-    def delivered(self, subject):
-        for m in self.postfix.messages(base.USER):
-            if f"Subject: {subject}".encode() in m:
-                return m.decode("utf-8", "replace")
-        return None
-
-    def wait_delivered(self, subject):
-        util.wait_until(lambda: self.delivered(subject) is not None, 20,
-                        what=f"delivery of {subject!r}\n{self.postfix.maillog()[-3000:]}")
-        return self.delivered(subject)
-
     @staticmethod
     def header_block(msg):
         """The header fields, unfolded, one a line."""

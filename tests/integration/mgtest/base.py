@@ -78,5 +78,18 @@ class PostfixCase(unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
+    def delivered(self, subject):
+        """The first message in USER's mailbox with that Subject, as text; None when none."""
+        for m in self.postfix.messages(USER):
+            if f"Subject: {subject}".encode() in m:
+                return m.decode("utf-8", "replace")
+        return None
+
+    def wait_delivered(self, subject):
+        """delivered(subject), waiting up to 20 s for Postfix to deliver it."""
+        util.wait_until(lambda: self.delivered(subject) is not None, 20,
+                        what=f"delivery of {subject!r}\n{self.postfix.maillog()[-3000:]}")
+        return self.delivered(subject)
+
     def counts(self):
         return {u: len(m) for u, m in self.postfix.all_messages().items()}
