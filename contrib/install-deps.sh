@@ -23,6 +23,8 @@ PACKAGES=(
   # tests
   libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf python3-dkim python3-authres
   procps iproute2
+  # the Debian package (cpack -G DEB: dpkg-shlibdeps computes Depends, file finds the ELF files)
+  dpkg-dev file
   # fuzzing (contrib/run-fuzzers.sh): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
 )

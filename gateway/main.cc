@@ -8,8 +8,10 @@
 #include <memory>
 
 #include "config/config.h"
+#include "config/milter_flags.h"
 #include "dns/dns_flags.h"
 #include "log/log.h"
+#include "milter/milter_main.h"
 #include "server/plugin_host.h"
 #include "server/server.h"
 #include "spool/spool.h"
@@ -18,7 +20,9 @@
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "SMTP filtering gateway in front of a backend MTA.\n"
-      "  mailgate --listen=0.0.0.0:25=inbound --backend=127.0.0.1:10025");
+      "  mailgate --listen=0.0.0.0:25=inbound --backend=127.0.0.1:10025\n"
+      "or as a milter inside Postfix/Sendmail:\n"
+      "  mailgate --mode=milter --milter_socket=inet:8891@127.0.0.1");
   gflags::SetVersionString("0.1.0");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (argc > 1) {
@@ -40,6 +44,19 @@ int main(int argc, char** argv) {
   if (!dns_config) {
     std::fprintf(stderr, "mailgate: %s\n", dns_config.error().c_str());
     return 2;
+  }
+  auto mode = mailgate::config::mode_from_flags();
+  if (!mode) {
+    std::fprintf(stderr, "mailgate: %s\n", mode.error().c_str());
+    return 2;
+  }
+  if (*mode == mailgate::config::Mode::kMilter) {
+    auto milter = mailgate::config::milter_config_from_flags();
+    if (!milter) {
+      std::fprintf(stderr, "mailgate: %s\n", milter.error().c_str());
+      return 2;
+    }
+    return mailgate::milter::run(*config, *milter);
   }
   std::signal(SIGPIPE, SIG_IGN);
 

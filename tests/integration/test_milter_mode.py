@@ -1,0 +1,273 @@
+"""Milter mode: mailgate --mode=milter inside a real Postfix (smtpd_milters).
+
+Owns:
+  * Postfix with smtpd_milters pointing at mailgate: a plugin's REJECT at MAIL and TEMPFAIL
+    at RCPT are Postfix's replies (code, enhanced code and text), a refused recipient does
+    not end the transaction, a header added at the end of the message and a recipient
+    rewritten at RCPT are in the delivered message and mailbox, a REJECT at the end of the
+    message is Postfix's reply to the final dot, and DISCARD drops the message;
+  * the macros mailgate asks for itself (smfi_setsymlist: this Postfix is given no
+    milter_*_macros) reach it: the queue id (i) and the service's address ({daemon_addr},
+    {daemon_port}) are in mailgate's log;
+  * the same policy database gives the same verdicts both ways: one policy, the same client
+    conversations against mailgate as the proxy (in front of a plain Postfix) and against a
+    Postfix that runs mailgate as its milter; the replies to MAIL, RCPT and the final dot
+    are compared (refusals in full, acceptances by code and enhanced code, since the queue
+    ids differ) and so is what is delivered.
+Conversations where Postfix refuses by itself first (a domain it does not deliver, checked
+in its smtpd_recipient_restrictions before any milter runs) are not the chain's verdicts and
+are left out of the comparison.
+"""
+
+import os
+import unittest
+
+from mgtest import base, util
+from mgtest.gateway import Gateway
+from mgtest.policyctl import PolicyCtl, builtin_plugin, log_mark, wait_policy_applied
+from mgtest.postfix import PostfixInstance
+from mgtest.smtpclient import RawSmtp, message_data
+
+DOMAIN = base.DOMAIN
+
+
+def scripted_plugin(name="alpha"):
+    d = os.environ.get("MAILGATE_TEST_PLUGIN_DIR")
+    if not d:
+        raise FileNotFoundError("MAILGATE_TEST_PLUGIN_DIR is not set (ctest sets it)")
+    path = os.path.join(d, f"tp_{name}.so")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"test plugin not built: {path}")
+    return path
+
+
+def make_policy(directory, alpha_script=None):
+    """The policy both modes run: the access plugin (sender and recipient rules) and, when
+    given, the scripted test plugin `alpha` after it."""
+    builtin_plugin("access")
+    ctl = PolicyCtl(os.path.join(directory, "policy.db"))
+    ctl.init()
+    ctl("policy", "domain", "add", DOMAIN)
+    ctl("policy", "plugin", "add", "--name", "access", "--path", "access.so",
+        "--fail-mode", "tempfail", "--timeout-ms", "1000")
+    ctl("policy", "access", "add", "--stage", "sender", "--pattern", "spammer@bad.example",
+        "--action", "deny", "--code", "554", "--enhanced", "5.7.1", "--text",
+        "Sender blocked by policy")
+    ctl("policy", "access", "add", "--stage", "recipient", "--pattern", f"bob@{DOMAIN}",
+        "--action", "tempfail", "--code", "450", "--enhanced", "4.7.1", "--text",
+        "Mailbox busy, try again later")
+    if alpha_script is not None:
+        ctl("policy", "plugin", "add", "--name", "alpha", "--path", scripted_plugin(),
+            "--settings", '{"script":"%s"}' % alpha_script, "--fail-mode", "tempfail",
+            "--timeout-ms", "2000")
+    return ctl
+
+
+def message(subject, rcpt=base.USER):
+    return message_data(f"From: <sender@sender.example>\r\nTo: <{rcpt}>\r\n"
+                        f"Subject: {subject}\r\n\r\nhello from the milter test\r\n")
+
+
+class MilterModeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        base.require_binary()
+        cls.tmpdir = util.make_tempdir("mailgate-milter-")
+        cls.milter_port = util.free_port()
+        # No milter_*_macros here: mailgate asks for the macros it needs itself.
+        cls.milter_postfix = PostfixInstance(
+            os.path.join(cls.tmpdir, "milter-postfix"), users=base.USERS,
+            hostname="mta.mailgate.test",
+            extra_main={"smtpd_milters": f"inet:127.0.0.1:{cls.milter_port}",
+                        "non_smtpd_milters": "$smtpd_milters",
+                        "milter_default_action": "tempfail",
+                        "milter_protocol": "6"})
+        cls.plain_postfix = PostfixInstance(os.path.join(cls.tmpdir, "plain-postfix"),
+                                            users=base.USERS)
+        try:
+            cls.milter_postfix.start()
+            cls.plain_postfix.start()
+        except BaseException:
+            cls.milter_postfix.stop()
+            cls.plain_postfix.stop()
+            util.remove_tree(cls.tmpdir)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.milter_postfix.stop()
+            cls.plain_postfix.stop()
+        finally:
+            util.remove_tree(cls.tmpdir)
+
+    # ------------------------------------------------------------------ helpers
+    def policy(self, alpha_script=None):
+        d = util.make_tempdir("mailgate-milter-policy-")
+        self.addCleanup(util.remove_tree, d)
+        return make_policy(d, alpha_script)
+
+    def _start(self, gw):
+        self.addCleanup(self._dump_on_failure, gw)
+        gw.start()
+        self.addCleanup(gw.stop)
+        return gw
+
+    def start_milter(self, ctl):
+        gw = Gateway(listen=None, flags=[
+            "--mode=milter", f"--milter_socket=inet:{self.milter_port}@127.0.0.1",
+            f"--policy_db={ctl.db}", "--policy_poll_ms=100", "--milter_profile=inbound"])
+        return self._start(gw)
+
+    def start_proxy(self, ctl):
+        gw = Gateway(backend_port=self.plain_postfix.port,
+                     flags=[f"--policy_db={ctl.db}", "--policy_poll_ms=100"])
+        return self._start(gw)
+
+    def _dump_on_failure(self, gw):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = result is not None and (result.failures or result.errors)
+        if failed or os.environ.get("MAILGATE_VERBOSE"):
+            print(f"\n--- mailgate log ({' '.join(gw.argv)}):\n{gw.log_text()[-8000:]}\n"
+                  f"--- milter postfix maillog (tail):\n{self.milter_postfix.maillog()[-4000:]}")
+
+    def client(self, host, port):
+        c = RawSmtp(host, port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.greeting.code, 220, c.greeting)
+        r = c.cmd("EHLO client.example")
+        self.assertEqual(r.code, 250, r)
+        return c
+
+    def delivered(self, postfix, user, subject):
+        for m in postfix.messages(user):
+            if f"Subject: {subject}".encode() in m:
+                return m.decode("utf-8", "replace")
+        return None
+
+    def wait_delivered(self, postfix, user, subject):
+        util.wait_until(lambda: self.delivered(postfix, user, subject) is not None, 20,
+                        what=f"delivery of {subject!r} to {user}\n{postfix.maillog()[-3000:]}")
+        return self.delivered(postfix, user, subject)
+
+    # ------------------------------------------------------------------ Postfix + milter
+    def test_reject_tempfail_header_and_rewrite_through_postfix(self):
+        ctl = self.policy("rcpt=rewrite:alice@example.test;eom=header:X-Mailgate-Milter:checked")
+        gw = self.start_milter(ctl)
+        pf = self.milter_postfix
+        c = self.client(pf.host, pf.port)
+        # REJECT at MAIL: Postfix gives the plugin's reply.
+        r = c.cmd("MAIL FROM:<spammer@bad.example>")
+        self.assertEqual(r.wire, "554 5.7.1 Sender blocked by policy")
+        # TEMPFAIL at RCPT refuses that recipient only; the rewritten one is accepted.
+        self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+        r = c.cmd(f"RCPT TO:<bob@{DOMAIN}>")
+        self.assertEqual(r.wire, "450 4.7.1 Mailbox busy, try again later")
+        r = c.cmd(f"RCPT TO:<{base.USER}>")
+        self.assertEqual(r.code, 250, r)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message("milter rewrite"))
+        self.assertEqual(r.code, 250, r)
+        self.assertIn("queued as", r.text)
+        queue_id = r.text.rsplit(" ", 1)[1]
+        # Delivered to the rewritten recipient, with the header the plugin added.
+        m = self.wait_delivered(pf, f"alice@{DOMAIN}", "milter rewrite")
+        self.assertIn("\nX-Mailgate-Milter: checked\n", m.replace("\r\n", "\n"))
+        self.assertEqual(pf.messages(base.USER), [])
+        self.assertEqual(pf.messages(f"bob@{DOMAIN}"), [])
+        c.quit()
+        # mailgate saw the queue id (macro i) and logged the edits it asked for.
+        line = gw.wait_for_log(rf"milter client=.* queue_id={queue_id} status=accepted.*$").group(0)
+        self.assertIn("header_edits=1", line)
+        self.assertIn("rcpt_added=1 rcpt_deleted=1", line)
+        self.assertIn(f"to=<alice@{DOMAIN}>", line)
+        # The connect macros it asked for: the address and port of Postfix's smtpd.
+        gw.wait_for_log(rf"milter connect from unknown\[127\.0\.0\.1\]:\d+ "
+                        rf"to 127\.0\.0\.1:{pf.port} ")
+
+    def test_end_of_message_reject_and_discard(self):
+        ctl = self.policy("eom=reject:550:5.7.0:Content refused by the milter test")
+        gw = self.start_milter(ctl)
+        pf = self.milter_postfix
+        c = self.client(pf.host, pf.port)
+        self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<other@{DOMAIN}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message("milter eom reject", f"other@{DOMAIN}"))
+        self.assertEqual(r.wire, "550 5.7.0 Content refused by the milter test")
+        c.quit()
+
+        # A live policy edit: connections made after the reload run the new chain.
+        mark = log_mark(gw)
+        ctl.hand_edit("UPDATE plugins SET settings = ? WHERE name = 'alpha'",
+                      ('{"script":"rcpt=discard"}',))
+        wait_policy_applied(gw, mark)
+        c = self.client(pf.host, pf.port)
+        self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<other@{DOMAIN}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message("milter discard", f"other@{DOMAIN}"))
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+        gw.wait_for_log(r"status=discarded .* plugin=alpha$")
+        self.assertEqual(pf.messages(f"other@{DOMAIN}"), [])
+        self.assertIn("milter-discard", pf.maillog())
+
+    # ------------------------------------------------------------------ both modes
+    CONVERSATIONS = [
+        # (name, sender, recipients, subject or None for no DATA)
+        ("blocked sender", "spammer@bad.example", [base.USER], None),
+        ("tempfailed and accepted recipient", "sender@sender.example",
+         [f"bob@{DOMAIN}", base.USER], "same verdicts 1"),
+        ("tempfailed recipient only", "sender@sender.example", [f"bob@{DOMAIN}"], None),
+        ("plain delivery", "someone@sender.example", [f"other@{DOMAIN}"], "same verdicts 2"),
+    ]
+
+    def converse(self, host, port, sender, rcpts, subject):
+        """One conversation; returns the replies that carry verdicts, normalised."""
+        out = []
+
+        def norm(r):
+            if r.code < 400:  # acceptances: queue ids and wording differ between MTAs
+                return (r.code, r.enhanced)
+            return (r.code, r.enhanced, r.text)
+
+        c = self.client(host, port)
+        r = c.cmd(f"MAIL FROM:<{sender}>")
+        out.append(("MAIL", norm(r)))
+        if r.code == 250:
+            ok = 0
+            for rcpt in rcpts:
+                r = c.cmd(f"RCPT TO:<{rcpt}>")
+                out.append((f"RCPT {rcpt}", norm(r)))
+                ok += r.code == 250
+            if subject is not None and ok:
+                r = c.cmd("DATA")
+                out.append(("DATA", r.code))
+                if r.code == 354:
+                    out.append(("end of data", norm(c.data(message(subject)))))
+        c.quit()
+        return out
+
+    def test_same_policy_same_verdicts_as_proxy_and_as_milter(self):
+        ctl = self.policy("rcpt=rewrite:alice@example.test;eom=header:X-Mailgate-Milter:checked")
+        proxy = self.start_proxy(ctl)
+        self.start_milter(ctl)
+        for name, sender, rcpts, subject in self.CONVERSATIONS:
+            with self.subTest(conversation=name):
+                via_proxy = self.converse(proxy.host, proxy.port, sender, rcpts, subject)
+                via_milter = self.converse(self.milter_postfix.host, self.milter_postfix.port,
+                                           sender, rcpts, subject)
+                self.assertEqual(via_proxy, via_milter)
+        # Both delivered the same messages to the same (rewritten) mailbox, edited alike.
+        for subject in ("same verdicts 1", "same verdicts 2"):
+            for pf in (self.plain_postfix, self.milter_postfix):
+                m = self.wait_delivered(pf, f"alice@{DOMAIN}", subject)
+                self.assertIn("\nX-Mailgate-Milter: checked\n", m.replace("\r\n", "\n"))
+        for pf in (self.plain_postfix, self.milter_postfix):
+            for user in (base.USER, f"bob@{DOMAIN}", f"other@{DOMAIN}"):
+                self.assertEqual(pf.messages(user), [], f"{user} at {pf.dir}")
+
+
+if __name__ == "__main__":
+    unittest.main()
