@@ -9,6 +9,12 @@ Owns:
   * the macros mailgate asks for itself (smfi_setsymlist: this Postfix is given no
     milter_*_macros) reach it: the queue id (i) and the service's address ({daemon_addr},
     {daemon_port}) are in mailgate's log;
+  * edits at the end of the message reach Postfix as milter operations and give the message
+    proxy mode relays: authres's field inserted at the top and forged ones removed
+    (smfi_insheader, smfi_chgheader), and with tests/unit/milter/plugins/edits.c a new
+    sender, an added and a removed recipient, a changed Subject and removed fields
+    (smfi_chgfrom, smfi_addrcpt, smfi_delrcpt, smfi_chgheader) — compared field by field
+    with what the proxy delivered through a plain Postfix;
   * the same policy database gives the same verdicts both ways: one policy, the same client
     conversations against mailgate as the proxy (in front of a plain Postfix) and against a
     Postfix that runs mailgate as its milter; the replies to MAIL, RCPT and the final dot
@@ -173,8 +179,8 @@ class MilterModeTest(unittest.TestCase):
         # Delivered to the rewritten recipient, with the header the plugin added.
         m = self.wait_delivered(pf, f"alice@{DOMAIN}", "milter rewrite")
         self.assertIn("\nX-Mailgate-Milter: checked\n", m.replace("\r\n", "\n"))
-        self.assertEqual(pf.messages(base.USER), [])
-        self.assertEqual(pf.messages(f"bob@{DOMAIN}"), [])
+        self.assertIsNone(self.delivered(pf, base.USER, "milter rewrite"))
+        self.assertIsNone(self.delivered(pf, f"bob@{DOMAIN}", "milter rewrite"))
         c.quit()
         # mailgate saw the queue id (macro i) and logged the edits it asked for.
         line = gw.wait_for_log(rf"milter client=.* queue_id={queue_id} status=accepted.*$").group(0)
@@ -210,7 +216,8 @@ class MilterModeTest(unittest.TestCase):
         self.assertEqual(r.code, 250, r)
         c.quit()
         gw.wait_for_log(r"status=discarded .* plugin=alpha$")
-        self.assertEqual(pf.messages(f"other@{DOMAIN}"), [])
+        for subject in ("milter eom reject", "milter discard"):
+            self.assertIsNone(self.delivered(pf, f"other@{DOMAIN}", subject))
         self.assertIn("milter-discard", pf.maillog())
 
     # ------------------------------------------------------------------ both modes
@@ -266,7 +273,97 @@ class MilterModeTest(unittest.TestCase):
                 self.assertIn("\nX-Mailgate-Milter: checked\n", m.replace("\r\n", "\n"))
         for pf in (self.plain_postfix, self.milter_postfix):
             for user in (base.USER, f"bob@{DOMAIN}", f"other@{DOMAIN}"):
-                self.assertEqual(pf.messages(user), [], f"{user} at {pf.dir}")
+                for subject in ("same verdicts 1", "same verdicts 2"):
+                    self.assertIsNone(self.delivered(pf, user, subject), f"{user} at {pf.dir}")
+
+    def test_header_insert_and_remove_same_both_ways(self):
+        """authres inserts its field at the top and removes a forged one wherever it is; the
+        delivered header (the MTAs' own trace fields aside) is the same in both modes."""
+        ctl = self.policy()
+        ctl("policy", "plugin", "add", "--name", "authres", "--path", "authres.so",
+            "--settings", '{"authserv_id":"mx.mailgate.test"}')
+        proxy = self.start_proxy(ctl)
+        self.start_milter(ctl)
+        subject = "milter header edits"
+        raw = (f"Authentication-Results: mx.mailgate.test; spf=pass (forged)\r\n"
+               f"From: <sender@sender.example>\r\nTo: <{base.USER}>\r\n"
+               f"Subject: {subject}\r\nDate: Sun, 22 Nov 2026 05:00:00 +0000\r\n"
+               f"Message-ID: <edits@sender.example>\r\n"
+               f"Authentication-Results: other.example; dkim=pass\r\n"
+               f"Authentication-Results: MX.MAILGATE.TEST; dkim=pass (forged too)\r\n"
+               f"X-Keep: folded\r\n\tsecond line\r\n\r\nbody\r\n")
+        for host, port in ((proxy.host, proxy.port),
+                           (self.milter_postfix.host, self.milter_postfix.port)):
+            c = self.client(host, port)
+            self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+            self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+            self.assertEqual(c.cmd("DATA").code, 354)
+            r = c.data(message_data(raw))
+            self.assertEqual(r.code, 250, r)
+            c.quit()
+
+        def fields(pf):
+            text = self.wait_delivered(pf, base.USER, subject).replace("\r\n", "\n")
+            head = text.split("\n\n", 1)[0]
+            out = []
+            for line in head.split("\n"):
+                if line[:1] in (" ", "\t") and out:
+                    out[-1] += "\n" + line
+                else:
+                    out.append(line)
+            trace = ("received:", "return-path:", "delivered-to:", "x-original-to:")
+            return [f for f in out if not f.lower().startswith(trace)]
+
+        via_proxy = fields(self.plain_postfix)
+        via_milter = fields(self.milter_postfix)
+        self.assertEqual(via_proxy, via_milter)
+        self.assertEqual(via_milter[0], "Authentication-Results: mx.mailgate.test; none")
+        self.assertIn("Authentication-Results: other.example; dkim=pass", via_milter)
+        self.assertNotIn("forged", "\n".join(via_milter))
+        self.assertIn("X-Keep: folded\n\tsecond line", via_milter)
+
+    def test_envelope_and_header_changes_same_both_ways(self):
+        """At the end of the message a plugin changes the sender, adds and removes a
+        recipient, changes the Subject and removes every X-Drop field: smfi_chgfrom,
+        smfi_addrcpt, smfi_delrcpt and smfi_chgheader give what proxy mode relays."""
+        ctl = self.policy()
+        settings = ('{"sender":"bounces@example.test","add":"alice@example.test",'
+                    '"remove":"other@example.test","subject_prefix":"[tagged]",'
+                    '"remove_header":"X-Drop"}')
+        ctl("policy", "plugin", "add", "--name", "edits", "--path", scripted_plugin("edits"),
+            "--settings", settings)
+        proxy = self.start_proxy(ctl)
+        milter = self.start_milter(ctl)
+        subject = "milter envelope edits"
+        raw = (f"X-Drop: one\r\nFrom: <sender@sender.example>\r\nTo: <{base.USER}>\r\n"
+               f"Subject: {subject}\r\nX-Drop: two\r\nDate: Sun, 22 Nov 2026 05:00:00 +0000\r\n"
+               f"Message-ID: <envelope@sender.example>\r\n\r\nbody\r\n")
+        for host, port in ((proxy.host, proxy.port),
+                           (self.milter_postfix.host, self.milter_postfix.port)):
+            c = self.client(host, port)
+            self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+            self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+            self.assertEqual(c.cmd(f"RCPT TO:<other@{DOMAIN}>").code, 250)
+            self.assertEqual(c.cmd("DATA").code, 354)
+            r = c.data(message_data(raw))
+            self.assertEqual(r.code, 250, r)
+            c.quit()
+        milter.wait_for_log(r"status=accepted .*header_edits=3 new_from=<bounces@example.test> "
+                            r"rcpt_added=1 rcpt_deleted=1")
+        tagged = f"[tagged] {subject}"
+        results = {}
+        for pf in (self.plain_postfix, self.milter_postfix):
+            for user in (base.USER, f"alice@{DOMAIN}"):
+                text = self.wait_delivered(pf, user, tagged).replace("\r\n", "\n")
+                head = text.split("\n\n", 1)[0].split("\n")
+                self.assertEqual(head[0], "Return-Path: <bounces@example.test>", pf.dir)
+                kept = [l for l in head if not l.lower().startswith(
+                    ("received:", "return-path:", "delivered-to:", "x-original-to:", " ", "\t"))]
+                results.setdefault(user, []).append(kept)
+            self.assertIsNone(self.delivered(pf, f"other@{DOMAIN}", tagged), pf.dir)
+        for user, (via_proxy, via_milter) in results.items():
+            self.assertEqual(via_proxy, via_milter, user)
+            self.assertNotIn("X-Drop", "\n".join(via_milter))
 
 
 if __name__ == "__main__":
