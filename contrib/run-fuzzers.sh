@@ -5,13 +5,12 @@
 # $OUT/crashes/NAME/; copy it to tests/fuzz/regressions/NAME/ with the fix (the main build
 # replays that folder as the test fuzz.NAME from then on).
 # Environment: MAILGATE_FUZZ_SECONDS (per target, default 20), MAILGATE_FUZZ_BUILD_DIR
-# (default build-fuzz), MAILGATE_FUZZ_TARGETS (default: all).
+# (default build-fuzz), MAILGATE_FUZZ_TARGETS (default: every target tests/fuzz defines).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SECONDS_PER_TARGET="${MAILGATE_FUZZ_SECONDS:-20}"
 BUILD_DIR="${MAILGATE_FUZZ_BUILD_DIR:-build-fuzz}"
-TARGETS="${MAILGATE_FUZZ_TARGETS:-smtp_command data_decoder header_parser reply_parser dns_wire policy_values}"
 
 if ! command -v clang++ >/dev/null; then
   echo "run-fuzzers.sh: clang++ is missing (contrib/install-deps.sh installs clang)" >&2
@@ -21,6 +20,8 @@ fi
 cmake -S tests/fuzz -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_BUILD_TYPE=None >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
+# Every target tests/fuzz/CMakeLists.txt defines, unless a list is given.
+TARGETS="${MAILGATE_FUZZ_TARGETS:-$(sed -n 's/^mailgate_fuzz_target(\([a-z0-9_]*\).*/\1/p' tests/fuzz/CMakeLists.txt)}"
 
 status=0
 for t in $TARGETS; do

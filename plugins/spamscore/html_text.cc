@@ -156,7 +156,9 @@ std::string collapse_space(std::string_view text) {
       continue;
     }
     bool newline = false;
-    while (i < text.size() && is_space(text[i])) newline = newline || text[i++] == '\n';
+    for (; i < text.size() && is_space(text[i]); ++i) {
+      if (text[i] == '\n') newline = true;
+    }
     out.push_back(newline ? '\n' : ' ');
   }
   return out;
