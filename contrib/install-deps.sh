@@ -21,7 +21,7 @@ PACKAGES=(
   # data the plugins read (dmarc: the public suffix list)
   publicsuffix
   # tests
-  libgtest-dev libgmock-dev python3 swaks postfix unbound dnsmasq-base redis-server python3-spf python3-dkim python3-authres
+  libgtest-dev libgmock-dev python3 swaks libnet-ssleay-perl libio-socket-ssl-perl sasl2-bin libsasl2-modules postfix unbound dnsmasq-base redis-server python3-spf python3-dkim python3-authres
   procps iproute2
   # the Debian package (cpack -G DEB: dpkg-shlibdeps computes Depends, file finds the ELF files)
   dpkg-dev file

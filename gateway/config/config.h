@@ -21,6 +21,8 @@ struct ListenerSpec {
   asio::ip::tcp::endpoint endpoint;
   std::string profile = "inbound";
   std::string text;  // as given, for logs
+  bool implicit_tls = false;  // the profile is in --smtps_profiles: TLS from the first byte
+  bool submission = false;    // the profile is in --submission_profiles: AUTH required
 };
 
 struct GatewayConfig {
@@ -39,6 +41,12 @@ struct GatewayConfig {
   size_t plugin_threads = 4;               // worker threads for blocking plugins
   size_t plugin_queue = 1024;              // queued plugin calls before fail modes apply
   std::chrono::milliseconds policy_poll{1000};  // how often the database is checked for edits
+  // TLS (net/tls_context): PEM files, re-read on SIGHUP; empty: no STARTTLS, no smtps.
+  std::string tls_cert;
+  std::string tls_key;
+  // Failed AUTH per client address (net/auth_throttle): limit within the window; 0 = off.
+  size_t auth_max_failures = 5;
+  std::chrono::milliseconds auth_failure_window{300'000};
 };
 
 // Builds the configuration from the current flag values. On error returns a message such as

@@ -2,6 +2,7 @@
 #include <gflags/gflags.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -52,6 +53,17 @@ DEFINE_string(plugin_dir, MAILGATE_DEFAULT_PLUGIN_DIR,
 DEFINE_uint32(plugin_threads, 0, "Worker threads for blocking plugins (0 = 2 per core)");
 DEFINE_uint32(plugin_queue, 1024, "Plugin calls that may wait for a worker before the "
               "plugins' fail modes apply");
+DEFINE_string(tls_cert, "", "PEM certificate chain (leaf first) for STARTTLS and implicit TLS; "
+              "re-read on SIGHUP (open sessions keep the old one). Empty: no TLS offered");
+DEFINE_string(tls_key, "", "PEM private key of --tls_cert; re-read on SIGHUP");
+DEFINE_string(smtps_profiles, "smtps,submissions", "Listener profiles that speak TLS from the "
+              "first byte (implicit TLS, port 465, RFC 8314) instead of offering STARTTLS");
+DEFINE_string(submission_profiles, "submission,smtps,submissions", "Listener profiles for mail "
+              "clients: AUTH is offered only under TLS, checked by the backend, and required "
+              "before MAIL");
+DEFINE_uint32(auth_max_failures, 5, "Failed AUTH attempts per client address within "
+              "--auth_failure_window before AUTH is refused (421 4.7.0); 0 = no limit");
+DEFINE_double(auth_failure_window, 300, "Seconds over which --auth_max_failures counts");
 DEFINE_uint32(policy_poll_ms, 1000, "How often the policy database is checked for edits (ms)");
 
 namespace mailgate::config {
@@ -65,6 +77,24 @@ Expected<std::chrono::milliseconds, std::string> seconds_flag(const char* flag, 
   if (!(value > 0) || !std::isfinite(value) || value > 86400.0 * 7)
     return unexpected(flag_error(flag, "must be a number of seconds > 0 and <= 604800"));
   return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(value * 1000)));
+}
+
+// "a,b,c" -> {"a","b","c"}; empty items are skipped.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    if (!item.empty()) out.push_back(std::move(item));
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool listed(const std::vector<std::string>& list, const std::string& item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
 }
 
 Expected<std::vector<ListenerSpec>, std::string> parse_listeners(const std::string& text) {
@@ -109,6 +139,26 @@ Expected<GatewayConfig, std::string> from_flags() {
   auto listeners = parse_listeners(FLAGS_listen);
   if (!listeners) return unexpected(listeners.error());
   c.listeners = std::move(*listeners);
+  const std::vector<std::string> smtps = split_list(FLAGS_smtps_profiles);
+  const std::vector<std::string> submission = split_list(FLAGS_submission_profiles);
+  c.tls_cert = FLAGS_tls_cert;
+  c.tls_key = FLAGS_tls_key;
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return unexpected(flag_error(c.tls_cert.empty() ? "tls_cert" : "tls_key",
+                                 "--tls_cert and --tls_key go together"));
+  for (ListenerSpec& l : c.listeners) {
+    l.implicit_tls = listed(smtps, l.profile);
+    l.submission = listed(submission, l.profile);
+    if (l.implicit_tls && c.tls_cert.empty())
+      return unexpected(flag_error("listen", "'" + l.text + "': profile " + l.profile +
+                                                 " is in --smtps_profiles (implicit TLS) but "
+                                                 "--tls_cert and --tls_key are not set"));
+  }
+  if (!(FLAGS_auth_failure_window > 0) || FLAGS_auth_failure_window > 86400)
+    return unexpected(flag_error("auth_failure_window", "must be between 0 and 86400 seconds"));
+  c.auth_max_failures = FLAGS_auth_max_failures;
+  c.auth_failure_window =
+      std::chrono::milliseconds(static_cast<int64_t>(std::ceil(FLAGS_auth_failure_window * 1000)));
 
   auto backend = parse_host_port(FLAGS_backend, /*allow_zero=*/false);
   if (!backend) return unexpected(flag_error("backend", backend.error()));

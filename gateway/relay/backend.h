@@ -32,9 +32,30 @@ struct ClientInfo {
   std::string login;        // authenticated user, empty when none
 };
 
+// What a client sent with AUTH, decoded; checked by the backend's SASL (the backend decides).
+// The password is wiped when the value goes; it is never logged.
+struct Credentials {
+  std::string authzid;   // PLAIN's authorization identity; usually empty
+  std::string user;      // authentication identity
+  std::string password;
+  Credentials() = default;
+  Credentials(const Credentials&) = delete;
+  Credentials& operator=(const Credentials&) = delete;
+  ~Credentials();
+};
+
 class BackendSession {
  public:
   virtual ~BackendSession() = default;
+
+  // Checks `credentials` with the backend's own AUTH (PLAIN, else LOGIN) on a connection of
+  // its own, opened for `client` (introduced with XCLIENT first when offered, so the backend
+  // sees the real client). Returns 235 when the backend accepted them, the backend's 535 when
+  // it did not, and a 454 4.7.0 when it could not say (unreachable, no AUTH offered). After a
+  // 235, this session's transactions carry the login: with XCLIENT LOGIN= where offered,
+  // otherwise on that authenticated connection, kept for this session alone.
+  virtual asio::awaitable<smtp::Reply> authenticate(const ClientInfo& client,
+                                                    const Credentials& credentials);
 
   // Starts a transaction: takes (or opens) a backend connection, introduces the client, sends
   // MAIL FROM built from `mail` with the parameters the backend supports.

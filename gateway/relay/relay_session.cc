@@ -61,7 +61,13 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
     MG_LOG_DEBUG("relay#{}: held connection no longer usable", upstream_->id());
     drop();
   }
-  if (upstream_ && !upstream_->can_serve(client, config.use_xclient)) {
+  if (pinned_auth_ && !upstream_) {
+    MG_LOG_WARNING("relay: the authenticated backend connection of {}[{}] is gone", client.name,
+                   client.addr);
+    co_return smtp::Reply::make(421, "4.4.2",
+                                "Backend connection lost after authentication, try again");
+  }
+  if (upstream_ && !pinned_auth_ && !upstream_->can_serve(client, config.use_xclient)) {
     pool_.retire(std::move(upstream_));
   }
 
@@ -86,7 +92,7 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
     // nothing has been accepted on it, so a fresh connection changes nothing for the backend.
     const uint64_t answered = upstream_->replies() - replies_before;
     const bool first_command = step ? answered == 1 : answered == 0;
-    if (reused && attempt == 0 && first_command && stale_connection(step)) {
+    if (reused && attempt == 0 && first_command && stale_connection(step) && !pinned_auth_) {
       MG_LOG_INFO("relay#{}: pooled connection went stale, retrying with a new one",
                   upstream_->id());
       drop();
@@ -104,6 +110,11 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
 asio::awaitable<Step> RelaySession::introduce(const ClientInfo& client) {
   const RelayConfig& config = *pool_.config;
   Upstream& up = *upstream_;
+  if (pinned_auth_) {
+    // Authenticated on this very connection (and introduced before AUTH where XCLIENT was
+    // offered): another XCLIENT could reset the backend's authentication state.
+    co_return smtp::Reply::make(250, "", "authenticated connection");
+  }
   if (up.identity() && same_client(*up.identity(), client)) {
     co_return smtp::Reply::make(250, "", "client already introduced");  // XCLIENT still in effect
   }
@@ -191,12 +202,65 @@ asio::awaitable<void> RelaySession::reset_upstream() {
   }
 }
 
+asio::awaitable<smtp::Reply> RelaySession::authenticate(const ClientInfo& client,
+                                                        const Credentials& credentials) {
+  const smtp::Reply unavailable =
+      smtp::Reply::make(454, "4.7.0", "Temporary authentication failure");
+  try {
+    const RelayConfig& config = *pool_.config;
+    if (upstream_ && upstream_->in_transaction()) co_return unavailable;  // the caller forbids it
+    // A connection of its own: the authentication must not leak to a pooled connection.
+    if (upstream_) pool_.retire(std::move(upstream_));
+    pinned_auth_ = false;
+    auto up = std::make_unique<Upstream>(pool_.executor, pool_.config);
+    Step opened = co_await up->open();
+    if (!opened) co_return unavailable;
+    // Decided on the backend's first EHLO: after XCLIENT it may no longer list XCLIENT to us.
+    const bool xclient_login = config.use_xclient && up->caps().xclient_offers("LOGIN");
+    if (config.use_xclient && up->caps().xclient) {
+      ClientInfo anonymous = client;
+      anonymous.login.clear();
+      Step introduced = co_await up->xclient(anonymous);
+      if (!introduced || !introduced->positive()) {
+        if (!up->broken()) pool_.retire(std::move(up));
+        co_return unavailable;
+      }
+    }
+    if (!up->caps().auth) {
+      MG_LOG_WARNING(
+          "relay#{} {}: backend offers no AUTH to the gateway (Postfix: smtpd_sasl_auth_enable); "
+          "AUTH from {}[{}] cannot be checked",
+          up->id(), up->peer(), client.name, client.addr);
+      pool_.retire(std::move(up));
+      co_return unavailable;
+    }
+    Step step = co_await up->authenticate(credentials);
+    if (!step) co_return unavailable;
+    smtp::Reply reply = std::move(*step);
+    if (reply.code != 235) {
+      if (!up->broken()) pool_.retire(std::move(up));
+      co_return reply;
+    }
+    if (xclient_login) {
+      // Transactions go over pooled connections with XCLIENT LOGIN=; this one is done.
+      pool_.retire(std::move(up));
+    } else {
+      upstream_ = std::move(up);
+      pinned_auth_ = true;
+    }
+    co_return reply;
+  } catch (const std::exception& e) {
+    (void)internal_error("AUTH", e);
+    co_return unavailable;
+  }
+}
+
 void RelaySession::release() {
   lost_reply_ = {};
   if (!upstream_) return;
   if (upstream_->broken()) {
     upstream_.reset();
-  } else if (upstream_->in_transaction()) {
+  } else if (upstream_->in_transaction() || upstream_->authenticated()) {
     pool_.retire(std::move(upstream_));  // QUIT aborts the backend's transaction
   } else {
     pool_.give_back(std::move(upstream_));

@@ -56,6 +56,8 @@ class RelaySession final : public BackendSession {
                                     uint64_t skip) override;
   asio::awaitable<void> reset() override;
   void release() override;
+  asio::awaitable<smtp::Reply> authenticate(const ClientInfo& client,
+                                            const Credentials& credentials) override;
 
  private:
   asio::awaitable<smtp::Reply> start_transaction(const ClientInfo& client,
@@ -73,6 +75,10 @@ class RelaySession final : public BackendSession {
   // Set when the connection broke inside a transaction: later steps of that transaction get
   // the same 4xx instead of a sequence error.
   smtp::Reply lost_reply_;
+  // The session authenticated on upstream_ itself (the backend has no XCLIENT LOGIN): its
+  // transactions must use that connection; when it is gone they fail (421, the client
+  // reconnects and authenticates again).
+  bool pinned_auth_ = false;
 };
 
 }  // namespace mailgate::relay

@@ -168,6 +168,10 @@ bool Capabilities::xforward_offers(std::string_view attr) const {
   return xforward && listed(xforward_attrs, attr);
 }
 
+bool Capabilities::auth_offers(std::string_view mechanism) const {
+  return auth && listed(auth_mechanisms, mechanism);
+}
+
 Capabilities parse_ehlo_reply(const smtp::Reply& reply) {
   Capabilities caps;
   caps.esmtp = reply.positive();
@@ -197,6 +201,9 @@ Capabilities parse_ehlo_reply(const smtp::Reply& reply) {
       caps.chunking = true;
     } else if (keyword == "DSN") {
       caps.dsn = true;
+    } else if (keyword == "AUTH") {
+      caps.auth = true;
+      for (size_t k = 1; k < w.size(); ++k) caps.auth_mechanisms.push_back(upper(w[k]));
     } else if (keyword == "XCLIENT" || keyword == "XFORWARD") {
       std::vector<std::string> attrs;
       for (size_t k = 1; k < w.size(); ++k) attrs.push_back(upper(w[k]));

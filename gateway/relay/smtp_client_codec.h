@@ -70,6 +70,8 @@ struct Capabilities {
   bool enhanced_status_codes = false;
   bool chunking = false;
   bool dsn = false;
+  bool auth = false;
+  std::vector<std::string> auth_mechanisms;  // upper case, as listed: PLAIN LOGIN ...
   bool xclient = false;
   std::vector<std::string> xclient_attrs;  // upper case, as listed: NAME ADDR PORT ...
   bool xforward = false;
@@ -77,6 +79,7 @@ struct Capabilities {
 
   bool xclient_offers(std::string_view attr) const;
   bool xforward_offers(std::string_view attr) const;
+  bool auth_offers(std::string_view mechanism) const;
 };
 
 // Parses a positive EHLO reply. The first line is the server's name and is skipped; keywords

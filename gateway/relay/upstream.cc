@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "log/log.h"
+#include "smtp/sasl.h"
 #include "spool/spool.h"
 
 namespace mailgate::relay {
@@ -193,15 +194,18 @@ asio::awaitable<Step> Upstream::read_reply(std::chrono::milliseconds timeout,
 
 // --- SMTP steps --------------------------------------------------------------------------
 
-asio::awaitable<Step> Upstream::command(std::string_view line, std::chrono::milliseconds timeout) {
+asio::awaitable<Step> Upstream::command(std::string_view line, std::chrono::milliseconds timeout,
+                                       bool secret) {
   if (broken_) co_return unexpected(Failure{Failure::Kind::kLost, "connection already closed"});
-  MG_LOG_DEBUG("relay#{} {} > {}", id_, peer_, line);
+  const std::string_view verb = secret ? std::string_view("AUTH data") : verb_of(line);
+  MG_LOG_DEBUG("relay#{} {} > {}", id_, peer_, secret ? std::string_view("(AUTH data)") : line);
   std::string out;
   out.reserve(line.size() + 2);
   out.append(line);
   out.append("\r\n");
-  std::string what = fmt::format("reply to {}", verb_of(line));
-  std::optional<Failure> failure = co_await write_all(out, timeout, verb_of(line));
+  std::string what = fmt::format("reply to {}", verb);
+  std::optional<Failure> failure = co_await write_all(out, timeout, verb);
+  smtp::wipe(out);
   if (failure) {
     co_return unexpected(std::move(*failure));
   }
@@ -398,6 +402,36 @@ asio::awaitable<std::optional<Failure>> Upstream::stream_message(const std::stri
   if (failure) co_return failure;
   MG_LOG_DEBUG("relay#{} {} > ({} octets of message data)", id_, peer_, sent + out.size());
   co_return std::nullopt;
+}
+
+asio::awaitable<Step> Upstream::authenticate(const Credentials& credentials) {
+  const auto timeout = config_->command_timeout;
+  if (caps_.auth_offers("PLAIN")) {
+    std::string response = credentials.authzid;
+    response += '\0';
+    response += credentials.user;
+    response += '\0';
+    response += credentials.password;
+    std::string line = "AUTH PLAIN " + smtp::base64_encode(response);
+    smtp::wipe(response);
+    Step reply = co_await command(line, timeout, /*secret=*/true);
+    smtp::wipe(line);
+    if (reply && reply->code == 235) authenticated_ = true;
+    co_return reply;
+  }
+  if (caps_.auth_offers("LOGIN")) {
+    Step reply = co_await command("AUTH LOGIN", timeout);
+    if (!reply || reply->code != 334) co_return reply;
+    std::string line = smtp::base64_encode(credentials.user);
+    reply = co_await command(line, timeout, /*secret=*/true);
+    if (!reply || reply->code != 334) co_return reply;
+    line = smtp::base64_encode(credentials.password);
+    reply = co_await command(line, timeout, /*secret=*/true);
+    smtp::wipe(line);
+    if (reply && reply->code == 235) authenticated_ = true;
+    co_return reply;
+  }
+  co_return smtp::Reply::make(504, "5.5.4", "Backend offers neither AUTH PLAIN nor LOGIN");
 }
 
 asio::awaitable<Step> Upstream::rset() {

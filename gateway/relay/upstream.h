@@ -97,13 +97,22 @@ class Upstream {
   asio::awaitable<Step> data(const std::string& prepend, const spool::Spool& message,
                              uint64_t skip = 0);
 
+  // AUTH with the backend (RFC 4954): PLAIN when it lists PLAIN, else LOGIN. Returns the
+  // final reply (235 on success, the backend's refusal otherwise); a 504-style 5xx made here,
+  // without sending anything, when the backend lists neither mechanism. On 235 the connection
+  // is authenticated(): it must never serve another client.
+  asio::awaitable<Step> authenticate(const Credentials& credentials);
+  bool authenticated() const { return authenticated_; }
+
   asio::awaitable<Step> rset();
   // Sends QUIT (short deadline, failures only logged at debug level) and closes.
   asio::awaitable<void> quit();
 
   // Sends `line` (without CRLF) and reads the reply within `timeout`. A 421 reply is returned
   // but closes the connection. Used by the steps above; public for tests and diagnostics.
-  asio::awaitable<Step> command(std::string_view line, std::chrono::milliseconds timeout);
+  // A `secret` line (AUTH data) is never logged, not even at debug level.
+  asio::awaitable<Step> command(std::string_view line, std::chrono::milliseconds timeout,
+                                bool secret = false);
 
   // Closes the socket now; the connection is broken from then on.
   void close();
@@ -161,6 +170,7 @@ class Upstream {
   std::optional<ClientInfo> identity_;
   bool broken_ = false;
   bool in_transaction_ = false;
+  bool authenticated_ = false;
   uint64_t replies_ = 0;
   bool quiet_ = false;  // failures during QUIT are not worth a warning
   Deadline idle_since_{};

@@ -20,7 +20,9 @@
 #include <asio/write.hpp>
 
 #include "log/log.h"
+#include "net/auth_throttle.h"
 #include "net/connection_limiter.h"
+#include "net/tls_context.h"
 #include "relay/pool.h"
 #include "server/plugin_host.h"
 #include "smtp/session.h"
@@ -67,6 +69,7 @@ struct Server::Impl {
         plugins(p),
         session_config(std::make_shared<const smtp::SessionConfig>(config.session)),
         limiter(config.max_connections, config.max_connections_per_ip),
+        auth_throttle(config.auth_max_failures, config.auth_failure_window),
         signals(control) {}
 
   asio::awaitable<void> accept_loop(Listener& listener);
@@ -78,6 +81,8 @@ struct Server::Impl {
                                      smtp::ChainBinding chain);
   void on_signal(int signo);
   void reload();
+  // Builds the TLS context from `c`'s files (reload: on error keeps the running one).
+  std::string load_tls(const config::GatewayConfig& c);
   void begin_shutdown();
   asio::awaitable<void> drain();
   void signal_sessions();
@@ -88,6 +93,9 @@ struct Server::Impl {
   PluginHost* plugins;
   std::shared_ptr<const smtp::SessionConfig> session_config;  // swapped on SIGHUP
   net::ConnectionLimiter limiter;
+  // New sessions take the current context; open ones keep theirs (SIGHUP swaps it).
+  std::shared_ptr<const net::TlsContext> tls;
+  net::AuthThrottle auth_throttle;
   asio::io_context control{1};
   asio::signal_set signals;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -158,10 +166,20 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
           421, "4.7.0",
           host + (total ? " Too many connections, try again later"
                         : " Too many connections from your address, try again later"));
-      asio::co_spawn(worker.ctx, refuse(std::move(socket), std::move(r)), asio::detached);
+      if (listener.spec.implicit_tls) {
+        socket.close(ec);  // a plaintext reply means nothing to a TLS client
+      } else {
+        asio::co_spawn(worker.ctx, refuse(std::move(socket), std::move(r)), asio::detached);
+      }
       continue;
     }
-    smtp::ListenerInfo info{listener.bound, listener.spec.profile};
+    smtp::ListenerInfo info;
+    info.address = listener.bound;
+    info.profile = listener.spec.profile;
+    info.tls = tls;
+    info.implicit_tls = listener.spec.implicit_tls;
+    info.submission = listener.spec.submission;
+    info.auth_throttle = &auth_throttle;
     smtp::ChainBinding chain =
         plugins != nullptr ? plugins->chain_for(listener.spec.profile) : smtp::ChainBinding{};
     chain.completions = worker.completions;
@@ -188,6 +206,22 @@ void Server::Impl::signal_sessions() {
   }
 }
 
+std::string Server::Impl::load_tls(const config::GatewayConfig& c) {
+  if (c.tls_cert.empty()) {
+    bool implicit = false;
+    for (const Listener& l : listeners) implicit = implicit || l.spec.implicit_tls;
+    if (implicit && tls) return "--tls_cert: needed by the implicit-TLS listeners";
+    if (tls) MG_LOG_INFO("TLS: --tls_cert is no longer set; new sessions get no STARTTLS");
+    tls = nullptr;
+    return {};
+  }
+  auto loaded = net::TlsContext::load(c.tls_cert, c.tls_key);
+  if (!loaded) return loaded.error();
+  tls = std::move(*loaded);
+  MG_LOG_INFO("TLS: loaded {} ({})", c.tls_cert, tls->description());
+  return {};
+}
+
 void Server::Impl::reload() {
   if (plugins != nullptr) plugins->reload();
   auto fresh = config::reload_flags(argv0);
@@ -196,6 +230,10 @@ void Server::Impl::reload() {
     return;
   }
   log::set_level(fresh->log_level);
+  std::string tls_error = load_tls(*fresh);
+  if (!tls_error.empty())
+    MG_LOG_ERROR("reload: TLS: {}; new sessions keep the running certificate", tls_error);
+  auth_throttle.set_limits(fresh->auth_max_failures, fresh->auth_failure_window);
   session_config = std::make_shared<const smtp::SessionConfig>(fresh->session);
   limiter.set_limits(fresh->max_connections, fresh->max_connections_per_ip);
   bool listeners_changed = fresh->listeners.size() != config.listeners.size();
@@ -279,6 +317,8 @@ Server::~Server() {
 }
 
 std::string Server::bind() {
+  std::string tls_error = impl_->load_tls(impl_->config);
+  if (!tls_error.empty()) return tls_error;
   for (const config::ListenerSpec& spec : impl_->config.listeners) {
     Listener l;
     l.spec = spec;
@@ -322,7 +362,10 @@ int Server::run() {
   // Logged only now, when connections are served with their plugin chains: "listening on"
   // means ready.
   for (Listener& l : s.listeners) {
-    MG_LOG_INFO("listening on {} (profile {})", l.bound, l.spec.profile);
+    MG_LOG_INFO("listening on {} (profile {}{})", l.bound, l.spec.profile,
+                l.spec.implicit_tls ? ", implicit TLS"
+                : s.tls         ? ", STARTTLS"
+                                : "");
     asio::co_spawn(s.control, s.accept_loop(l), asio::detached);
   }
   s.signals.add(SIGTERM);

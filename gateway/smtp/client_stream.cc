@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include <openssl/ssl.h>
+
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -82,9 +84,13 @@ asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds ti
   if (in_.size() - in_end_ < kReadChunk) in_.resize(in_end_ + kReadChunk);
   std::error_code ec;
   arm(timeout);
-  size_t n = co_await socket_.async_read_some(
-      asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
-      asio::redirect_error(asio::use_awaitable, ec));
+  size_t n = 0;
+  auto space = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
+  if (tls_) {
+    n = co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    n = co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+  }
   disarm();
   if (cancelled_) co_return LineStatus::kCancelled;
   if (watch_->timed_out) co_return LineStatus::kTimedOut;
@@ -147,11 +153,62 @@ asio::awaitable<bool> ClientStream::flush(std::chrono::milliseconds timeout) {
   if (out_.empty()) co_return true;
   std::error_code ec;
   arm(timeout);
-  co_await asio::async_write(socket_, asio::buffer(out_),
-                             asio::redirect_error(asio::use_awaitable, ec));
+  if (tls_) {
+    co_await asio::async_write(*tls_, asio::buffer(out_),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await asio::async_write(socket_, asio::buffer(out_),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
   disarm();
   out_.clear();
   co_return !ec && !watch_->timed_out;
+}
+
+asio::awaitable<std::string> ClientStream::start_tls(
+    std::shared_ptr<const net::TlsContext> context, std::chrono::milliseconds timeout) {
+  if (tls_) co_return "TLS already active";
+  if (!out_.empty()) {
+    bool flushed = co_await flush(timeout);
+    if (!flushed) co_return "lost connection before the handshake";
+  }
+  discard_buffered();
+  tls_context_ = std::move(context);
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_,
+                                                                      tls_context_->native());
+  std::error_code ec;
+  arm(timeout);
+  co_await tls_->async_handshake(asio::ssl::stream_base::server,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  if (cancelled_) co_return "cancelled";
+  if (watch_->timed_out) co_return "handshake timeout";
+  if (ec) {
+    std::string why = ec.message();  // for OpenSSL errors, the reason string
+    co_return why.empty() ? std::string("handshake failed") : why;
+  }
+  co_return std::string();
+}
+
+asio::awaitable<void> ClientStream::shutdown_tls(std::chrono::milliseconds timeout) {
+  if (!tls_ || cancelled_ || !socket_.is_open()) co_return;
+  std::error_code ec;
+  arm(timeout);
+  co_await tls_->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+}
+
+net::TlsInfo ClientStream::tls_info() const {
+  net::TlsInfo info;
+  if (!tls_) return info;
+  SSL* ssl = const_cast<asio::ssl::stream<asio::ip::tcp::socket&>&>(*tls_).native_handle();
+  info.version = SSL_get_version(ssl);
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  if (cipher != nullptr) {
+    info.cipher = SSL_CIPHER_get_name(cipher);
+    info.bits = SSL_CIPHER_get_bits(cipher, nullptr);
+  }
+  return info;
 }
 
 }  // namespace mailgate::smtp

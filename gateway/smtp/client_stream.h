@@ -1,7 +1,8 @@
 // smtp/client_stream.h — the client connection of one session: a buffered socket that reads
 // command lines and raw DATA bytes, batches replies, and enforces the session's deadline.
-// Owns: the socket, the input buffer (reused for the whole session, never per line), the
-// output buffer of pending replies, and the idle/slow-client watchdog.
+// Owns: the socket and, after STARTTLS or on an implicit-TLS listener, the TLS layer over it
+// (asio::ssl::stream holding an OpenSSL SSL*); the input buffer (reused for the whole session,
+// never per line), the output buffer of pending replies, and the idle/slow-client watchdog.
 // Must not touch: SMTP semantics (what a command means is session.cc's business).
 // Thread-safety: used by one session coroutine on its io_context's thread.
 #pragma once
@@ -16,8 +17,10 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "net/tls_context.h"
 #include "smtp/reply.h"
 
 namespace mailgate::smtp {
@@ -66,6 +69,21 @@ class ClientStream {
   // Drops everything buffered (STARTTLS injection defence, improper pipelining).
   void discard_buffered() { in_begin_ = in_end_ = 0; }
 
+  // Starts TLS as the server: writes pending replies (the 220 to STARTTLS) in plaintext, drops
+  // whatever plaintext is still buffered (bytes sent after STARTTLS before the handshake,
+  // CVE-2011-0411: they must never count as commands sent under TLS), then runs the handshake
+  // within `timeout`. From then on every read and write goes through TLS. Returns an empty
+  // string on success, else why the handshake failed (for the log). The context is kept
+  // alive by the stream for the rest of the connection.
+  asio::awaitable<std::string> start_tls(std::shared_ptr<const net::TlsContext> context,
+                                         std::chrono::milliseconds timeout);
+  bool tls_active() const { return tls_ != nullptr; }
+  // Ends TLS politely (close_notify), waiting at most `timeout` for the peer's; a no-op
+  // without TLS. Call before close().
+  asio::awaitable<void> shutdown_tls(std::chrono::milliseconds timeout);
+  // Protocol and cipher of the TLS layer; empty values without TLS.
+  net::TlsInfo tls_info() const;
+
   // Queues a reply; it is written by flush() or before the next read.
   void queue(const Reply& reply) { reply.append_wire(out_); }
   bool has_pending_output() const { return !out_.empty(); }
@@ -95,6 +113,8 @@ class ClientStream {
   };
 
   asio::ip::tcp::socket socket_;
+  std::shared_ptr<const net::TlsContext> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer timer_;
   std::shared_ptr<Watch> watch_;
   bool cancelled_ = false;

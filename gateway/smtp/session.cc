@@ -7,6 +7,7 @@
 #include "log/log.h"
 #include "message/header_parser.h"
 #include "smtp/command_parser.h"
+#include "smtp/sasl.h"
 
 namespace mailgate::smtp {
 namespace {
@@ -32,6 +33,22 @@ const Reply kBadSequenceRcpt = Reply::make(503, "5.5.1", "Error: need RCPT comma
 const Reply kNestedMail = Reply::make(503, "5.5.1", "Error: nested MAIL command");
 const Reply kNoValidRecipients = Reply::make(554, "5.5.1", "Error: no valid recipients");
 const Reply kOk = Reply::make(250, "2.0.0", "Ok");
+const Reply kInTransaction = Reply::make(503, "5.5.1", "Error: MAIL transaction in progress");
+
+// RFC 4954 §4: a line of an AUTH exchange may be 12288 octets long (with CRLF).
+constexpr size_t kMaxAuthLine = 12288;
+// Bounds on what a client may authenticate with (RFC 4616 §2 allows 255 octets each, more
+// than any real password manager produces for the user; passwords get more room).
+constexpr size_t kMaxAuthUser = 255;
+constexpr size_t kMaxAuthPassword = 1024;
+
+bool printable_identity(std::string_view s) {
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
 
 // Postfix's queue id is in "250 2.0.0 Ok: queued as 4Xyz"; other MTAs say "id=..." or put
 // it last. Returns the best guess, or empty.
@@ -85,8 +102,8 @@ const Session::CommandSpec Session::kCommands[] = {
     {Verb::kHelp, &Session::on_help},
     {Verb::kExpn, &Session::on_not_implemented},   // no mailing-list disclosure
     {Verb::kBdat, &Session::on_not_implemented},   // CHUNKING is not offered
-    {Verb::kStarttls, &Session::on_not_implemented},
-    {Verb::kAuth, &Session::on_not_implemented},
+    {Verb::kStarttls, &Session::on_starttls},
+    {Verb::kAuth, &Session::on_auth},
     {Verb::kUnknown, &Session::on_unknown},
 };
 
@@ -170,8 +187,13 @@ void Session::shutdown() {
 asio::awaitable<void> Session::run() {
   MG_LOG_INFO("{}: connect from {}[{}]:{} to {} ({})", id_, client_.name, client_.addr,
               client_.port, listener_.address, listener_.profile);
-  chain::Verdict connect = co_await run_stage(MG_STAGE_CONNECT);
-  if (connect.action == MG_TEMPFAIL || connect.action == MG_REJECT) {
+  bool tls_ok = true;
+  if (listener_.implicit_tls) tls_ok = co_await handshake("TLS");
+  chain::Verdict connect;
+  if (tls_ok) connect = co_await run_stage(MG_STAGE_CONNECT);
+  if (!tls_ok) {
+    enter(State::kClosing);  // nothing can be said to a client we share no TLS with
+  } else if (connect.action == MG_TEMPFAIL || connect.action == MG_REJECT) {
     // Refused before the greeting: say why and close (a 421 must close; so do we after 554).
     Reply r = connect.reply;
     if (connect.action == MG_TEMPFAIL) r.code = 421;
@@ -238,6 +260,7 @@ asio::awaitable<void> Session::run() {
   }
   co_await abort_transaction();
   co_await stream_.flush(config_->client_timeout);
+  co_await stream_.shutdown_tls(std::chrono::milliseconds(500));
   stream_.close();
   backend_->release();
   co_await run_stage(MG_STAGE_CLOSE);
@@ -277,8 +300,8 @@ asio::awaitable<bool> Session::begin_helo(const Command& cmd, bool esmtp) {
   {
     std::lock_guard lock(tx_context_->mu);
     tx_context_->set_item(MG_ITEM_HELO, client_.helo);
-    tx_context_->set_item(MG_ITEM_PROTOCOL, esmtp ? "ESMTP" : "SMTP");
   }
+  publish_protocol();
   enter(State::kReady);
   chain::Verdict v = co_await run_stage(MG_STAGE_HELO, client_.helo);
   if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
@@ -306,6 +329,9 @@ asio::awaitable<void> Session::on_ehlo(const Command& cmd) {
              "8BITMIME",
              "ENHANCEDSTATUSCODES",
              "SMTPUTF8"};
+  if (listener_.tls && !stream_.tls_active()) r.lines.push_back("STARTTLS");
+  // RFC 4954 §4 and RFC 8314: credentials travel under TLS only.
+  if (listener_.submission && stream_.tls_active()) r.lines.push_back("AUTH PLAIN LOGIN");
   reply(r);
 }
 
@@ -323,6 +349,12 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     default:
       MG_LOG_ERROR("{}: BUG: MAIL in state {}", id_, state_name(state_));
       co_return;
+  }
+  if (listener_.submission && client_.login.empty()) {
+    MG_LOG_INFO("{}: reject: MAIL from {}[{}]: not authenticated on a submission listener",
+                id_, client_.name, client_.addr);
+    reply(Reply::make(530, "5.7.0", "Authentication required"), true);
+    co_return;
   }
   auto parsed = parse_mail_args(cmd.argument);
   if (!parsed) {
@@ -599,7 +631,10 @@ std::string Session::received_header() const {
   h += client_.helo.empty() ? std::string("unknown") : client_.helo;
   h += " (" + client_.name + " [" + client_.addr + "])\r\n\tby " + config_->hostname +
        " (mailgate) with ";
-  h += tx_.mail.smtputf8 ? "UTF8SMTP" : client_.esmtp ? "ESMTP" : "SMTP";
+  h += protocol_name(tx_.mail.smtputf8);
+  if (stream_.tls_active()) {
+    h += " (" + tls_.version + ':' + tls_.cipher + ':' + std::to_string(tls_.bits) + ')';
+  }
   h += " id " + id_ + "." + std::to_string(tx_.number);
   if (recipients().size() == 1) h += "\r\n\tfor <" + recipients().front() + ">";
   h += "; " + rfc5322_date() + "\r\n";
@@ -794,6 +829,261 @@ asio::awaitable<void> Session::on_help(const Command&) {
              "2.0.0 See RFC 5321"};
   reply(r);
   co_return;
+}
+
+std::string Session::protocol_name(bool smtputf8) const {
+  if (!client_.esmtp) return "SMTP";
+  std::string p = smtputf8 ? "UTF8SMTP" : "ESMTP";
+  if (stream_.tls_active()) p += 'S';
+  if (!client_.login.empty()) p += 'A';
+  return p;
+}
+
+void Session::publish_protocol() {
+  std::lock_guard lock(tx_context_->mu);
+  tx_context_->set_item(MG_ITEM_PROTOCOL, protocol_name(false));
+}
+
+asio::awaitable<bool> Session::handshake(const char* how) {
+  std::string error = co_await stream_.start_tls(listener_.tls, config_->client_timeout);
+  if (!error.empty()) {
+    MG_LOG_INFO("{}: {} handshake failed with {}[{}]: {}", id_, how, client_.name, client_.addr,
+                error);
+    co_return false;
+  }
+  tls_ = stream_.tls_info();
+  MG_LOG_INFO("{}: {} established with {}[{}]: {} with cipher {} ({} bits)", id_, how,
+              client_.name, client_.addr, tls_.version, tls_.cipher, tls_.bits);
+  std::lock_guard lock(tx_context_->mu);
+  tx_context_->set_item(MG_ITEM_TLS_VERSION, tls_.version);
+  tx_context_->set_item(MG_ITEM_TLS_CIPHER, tls_.cipher);
+  co_return true;
+}
+
+asio::awaitable<void> Session::on_starttls(const Command& cmd) {
+  if (stream_.tls_active()) {
+    reply(Reply::make(503, "5.5.1", "Error: TLS already active"), true);
+    co_return;
+  }
+  if (!listener_.tls) {
+    reply(Reply::make(502, "5.5.1", "Error: command not implemented"), true);
+    co_return;
+  }
+  if (!cmd.argument.empty()) {
+    reply(Reply::make(501, "5.5.4", "Syntax: STARTTLS"), true);
+    co_return;
+  }
+  switch (state_) {
+    case State::kConnected:
+      reply(kBadSequenceHelo, true);
+      co_return;
+    case State::kMail:
+    case State::kRcpt:
+      reply(kInTransaction, true);
+      co_return;
+    case State::kReady:
+      break;
+    default:
+      MG_LOG_ERROR("{}: BUG: STARTTLS in state {}", id_, state_name(state_));
+      co_return;
+  }
+  if (stream_.has_buffered_input()) {
+    // Commands pipelined after STARTTLS were sent in plaintext: an attacker in the path may
+    // have put them there (CVE-2011-0411). start_tls() drops them; they are never run.
+    MG_LOG_WARNING("{}: possible STARTTLS command injection from {}[{}]: {} bytes sent after "
+                   "STARTTLS discarded",
+                   id_, client_.name, client_.addr, stream_.buffered().size());
+  }
+  stream_.queue(Reply::make(220, "2.0.0", "Ready to start TLS"));
+  bool up = co_await handshake("STARTTLS");
+  if (!up) {
+    enter(State::kClosing);
+    co_return;
+  }
+  // RFC 3207 §4.2: everything learned from the client before TLS is forgotten; it must EHLO
+  // again.
+  client_.helo.clear();
+  client_.esmtp = false;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    tx_context_->set_item(MG_ITEM_HELO, "");
+  }
+  publish_protocol();
+  enter(State::kConnected);
+}
+
+asio::awaitable<bool> Session::read_auth_line(std::string* out) {
+  out->clear();
+  LineStatus status = co_await stream_.read_line(kMaxAuthLine, config_->client_timeout);
+  switch (status) {
+    case LineStatus::kOk:
+    case LineStatus::kBareLf:
+      out->assign(stream_.line());
+      co_return true;
+    case LineStatus::kTooLong:
+      reply(Reply::make(500, "5.5.6", "Error: authentication exchange line is too long"), true);
+      co_return false;
+    case LineStatus::kBareCr:
+      reply(Reply::make(501, "5.5.2", "Error: bare <CR> received"), true);
+      co_return false;
+    case LineStatus::kClosed:
+      MG_LOG_INFO("{}: lost connection during AUTH from {}[{}]", id_, client_.name, client_.addr);
+      enter(State::kClosing);
+      co_return false;
+    case LineStatus::kTimedOut:
+      reply(Reply::make(421, "4.4.2", config_->hostname + " Error: timeout exceeded"));
+      co_return false;
+    case LineStatus::kCancelled:
+      reply(Reply::make(421, "4.3.2", config_->hostname + " Service shutting down"));
+      co_return false;
+  }
+  co_return false;
+}
+
+asio::awaitable<void> Session::on_auth(const Command& cmd) {
+  if (!listener_.submission) {
+    reply(Reply::make(503, "5.5.1", "Error: authentication not enabled"), true);
+    co_return;
+  }
+  switch (state_) {
+    case State::kConnected:
+      reply(kBadSequenceHelo, true);
+      co_return;
+    case State::kMail:
+    case State::kRcpt:
+      reply(kInTransaction, true);
+      co_return;
+    case State::kReady:
+      break;
+    default:
+      MG_LOG_ERROR("{}: BUG: AUTH in state {}", id_, state_name(state_));
+      co_return;
+  }
+  if (!stream_.tls_active()) {
+    reply(Reply::make(538, "5.7.11", "Encryption required for requested authentication mechanism"),
+          true);
+    co_return;
+  }
+  if (!client_.login.empty()) {
+    reply(Reply::make(503, "5.5.1", "Error: already authenticated"), true);
+    co_return;
+  }
+  if (listener_.auth_throttle != nullptr && listener_.auth_throttle->blocked(client_.addr)) {
+    MG_LOG_WARNING("{}: AUTH refused: too many failed attempts from {}[{}]", id_, client_.name,
+                   client_.addr);
+    reply(Reply::make(421, "4.7.0",
+                      config_->hostname +
+                          " Error: too many failed authentication attempts, try again later"));
+    co_return;
+  }
+  std::string_view arg = cmd.argument;
+  size_t space = arg.find(' ');
+  std::string_view mech_name = arg.substr(0, space);
+  std::string initial(space == std::string_view::npos ? std::string_view() : arg.substr(space + 1));
+  const bool has_initial = space != std::string_view::npos;
+  SaslMechanism mech = parse_sasl_mechanism(mech_name);
+  if (mech == SaslMechanism::kUnknown) {
+    reply(Reply::make(504, "5.5.4", "Unsupported authentication mechanism"), true);
+    co_return;
+  }
+  ++auth_attempts_;
+  const Reply aborted = Reply::make(501, "5.7.0", "Authentication aborted");
+  const Reply undecodable = Reply::make(501, "5.5.2", "Cannot decode the response");
+  relay::Credentials creds;
+  std::string line;
+  if (mech == SaslMechanism::kPlain) {
+    if (has_initial) {
+      line = std::move(initial);
+    } else {
+      stream_.queue(Reply::make(334, "", ""));
+      bool got = co_await read_auth_line(&line);
+      if (!got) co_return;
+    }
+    if (line == "*") {
+      reply(aborted, true);
+      co_return;
+    }
+    std::optional<std::string> decoded = base64_decode(line);
+    wipe(line);
+    if (!decoded) {
+      reply(undecodable, true);
+      co_return;
+    }
+    std::optional<PlainResponse> plain = parse_plain_response(*decoded);
+    wipe(*decoded);
+    if (plain) {
+      creds.authzid = std::move(plain->authzid);
+      creds.user = std::move(plain->authcid);
+      creds.password = std::move(plain->password);
+    }
+  } else {  // LOGIN
+    if (has_initial) {
+      line = std::move(initial);
+    } else {
+      stream_.queue(Reply::make(334, "", "VXNlcm5hbWU6"));  // "Username:"
+      bool got = co_await read_auth_line(&line);
+      if (!got) co_return;
+    }
+    if (line == "*") {
+      reply(aborted, true);
+      co_return;
+    }
+    std::optional<std::string> user = base64_decode(line);
+    if (!user) {
+      reply(undecodable, true);
+      co_return;
+    }
+    creds.user = std::move(*user);
+    stream_.queue(Reply::make(334, "", "UGFzc3dvcmQ6"));  // "Password:"
+    bool got = co_await read_auth_line(&line);
+    if (!got) co_return;
+    if (line == "*") {
+      reply(aborted, true);
+      co_return;
+    }
+    std::optional<std::string> password = base64_decode(line);
+    wipe(line);
+    if (!password) {
+      reply(undecodable, true);
+      co_return;
+    }
+    creds.password = std::move(*password);
+  }
+  const char* mech_text = mech == SaslMechanism::kPlain ? "PLAIN" : "LOGIN";
+  const Reply invalid = Reply::make(535, "5.7.8", "Error: authentication failed");
+  if (creds.user.empty() || creds.password.empty() || creds.user.size() > kMaxAuthUser ||
+      creds.password.size() > kMaxAuthPassword || creds.authzid.size() > kMaxAuthUser ||
+      !printable_identity(creds.user) || !printable_identity(creds.authzid) ||
+      creds.password.find('\0') != std::string::npos) {
+    MG_LOG_INFO("{}: AUTH {} failed from {}[{}]: malformed credentials", id_, mech_text,
+                client_.name, client_.addr);
+    if (listener_.auth_throttle != nullptr) listener_.auth_throttle->failed(client_.addr);
+    reply(invalid, true);
+    co_return;
+  }
+  Reply r = co_await backend_->authenticate(client_, creds);
+  if (r.code == 235) {
+    client_.login = creds.user;
+    MG_LOG_INFO("{}: AUTH {} ok from {}[{}]: user=<{}>", id_, mech_text, client_.name,
+                client_.addr, sanitize(client_.login));
+    {
+      std::lock_guard lock(tx_context_->mu);
+      tx_context_->set_item(MG_ITEM_AUTH_USER, client_.login);
+    }
+    publish_protocol();
+    reply(Reply::make(235, "2.7.0", "Authentication successful"));
+    co_return;
+  }
+  if (r.code == 535) {
+    MG_LOG_INFO("{}: AUTH {} failed from {}[{}]: user=<{}>: {}", id_, mech_text, client_.name,
+                client_.addr, sanitize(creds.user), sanitize(r.summary()));
+    if (listener_.auth_throttle != nullptr) listener_.auth_throttle->failed(client_.addr);
+    reply(invalid, true);
+    co_return;
+  }
+  MG_LOG_WARNING("{}: AUTH {} from {}[{}] not checked: backend said {}", id_, mech_text,
+                 client_.name, client_.addr, sanitize(r.summary()));
+  reply(Reply::make(454, "4.7.0", "Temporary authentication failure"));
 }
 
 asio::awaitable<void> Session::on_not_implemented(const Command&) {

@@ -16,6 +16,8 @@
 #include <asio/ip/tcp.hpp>
 
 #include "chain/chain.h"
+#include "net/auth_throttle.h"
+#include "net/tls_context.h"
 #include "relay/backend.h"
 #include "smtp/client_stream.h"
 #include "smtp/command.h"
@@ -25,10 +27,18 @@
 
 namespace mailgate::smtp {
 
-// Where the connection came in.
+// Where the connection came in, and what that listener offers.
 struct ListenerInfo {
+  ListenerInfo() = default;
+  ListenerInfo(std::string a, std::string p) : address(std::move(a)), profile(std::move(p)) {}
+
   std::string address;  // "127.0.0.1:2525"
   std::string profile;  // "inbound", "submission", ...
+  // The TLS context for STARTTLS or implicit TLS; null: the listener offers no TLS.
+  std::shared_ptr<const net::TlsContext> tls;
+  bool implicit_tls = false;  // TLS from the first byte (smtps, RFC 8314), no STARTTLS
+  bool submission = false;    // AUTH offered (under TLS only) and required before MAIL
+  net::AuthThrottle* auth_throttle = nullptr;  // failed AUTH per client address; may be null
 };
 
 // The plugin chain a session runs (may be empty: no plugins configured).
@@ -98,6 +108,8 @@ class Session {
   asio::awaitable<void> on_quit(const Command& cmd);
   asio::awaitable<void> on_vrfy(const Command& cmd);
   asio::awaitable<void> on_help(const Command& cmd);
+  asio::awaitable<void> on_starttls(const Command& cmd);
+  asio::awaitable<void> on_auth(const Command& cmd);
   asio::awaitable<void> on_not_implemented(const Command& cmd);
   asio::awaitable<void> on_unknown(const Command& cmd);
 
@@ -130,6 +142,15 @@ class Session {
   // Queues a reply; counts protocol errors and ends the session past max_errors.
   void reply(const Reply& r, bool counts_as_error = false);
   void enter(State s);
+  // Runs the TLS handshake (STARTTLS or implicit TLS); on success records the TLS details for
+  // plugins and Received. False when it failed (logged; the session then closes).
+  asio::awaitable<bool> handshake(const char* how);
+  // Reads one line of an AUTH exchange (after a 334) into *out; false when the session must
+  // stop the exchange (a reply has been queued, or the connection is gone).
+  asio::awaitable<bool> read_auth_line(std::string* out);
+  // "ESMTPSA" and friends (RFC 3848, RFC 6531) for Received and MG_ITEM_PROTOCOL.
+  std::string protocol_name(bool smtputf8) const;
+  void publish_protocol();
   std::string received_header() const;
   // Received header plus, when plugins edited headers, the whole edited header block; sets
   // *skip to the bytes of the spooled message it replaces.
@@ -145,6 +166,8 @@ class Session {
   ListenerInfo listener_;
   std::string id_;
   relay::ClientInfo client_;
+  net::TlsInfo tls_;  // set once TLS is up
+  size_t auth_attempts_ = 0;
   std::shared_ptr<chain::TxContext> tx_context_;
   chain::ChainRunner runner_;
   State state_ = State::kGreeting;

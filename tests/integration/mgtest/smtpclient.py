@@ -173,6 +173,13 @@ class RawSmtp:
         data, self.buf = self.buf, b""
         return data
 
+    def start_tls(self, context, server_hostname=None):
+        """Wraps the socket in TLS (after a 220 to STARTTLS, or at once for implicit TLS).
+        Bytes already received in plaintext are kept in self.buf (they should be none)."""
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.sock.settimeout(self.timeout)
+        return self.sock
+
     def close(self):
         try:
             self.sock.close()
