@@ -53,5 +53,6 @@ fi
 FUZZ_SECONDS="${MAILGATE_FUZZ_SECONDS:-15}"
 if [ "$FUZZ_SECONDS" != "0" ]; then
   MAILGATE_FUZZ_SECONDS="$FUZZ_SECONDS" MAILGATE_FUZZ_BUILD_DIR="$BUILD_DIR-fuzz" \
+    MAILGATE_PLUGIN_BUILD_DIR="$BUILD_DIR/plugins" \
     bash contrib/run-fuzzers.sh
 fi
