@@ -22,6 +22,7 @@ PACKAGES=(
   publicsuffix
   # tests
   libgtest-dev libgmock-dev python3 swaks libnet-ssleay-perl libio-socket-ssl-perl sasl2-bin libsasl2-modules postfix unbound dnsmasq-base redis-server python3-spf python3-dkim python3-authres
+  opendkim opendkim-tools
   procps iproute2
   # the Debian package (cpack -G DEB: dpkg-shlibdeps computes Depends, file finds the ELF files)
   dpkg-dev file
@@ -38,7 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # The packages may start system daemons; mailgate's tests start their own on loopback.
-for svc in postfix unbound redis-server; do
+for svc in postfix unbound redis-server opendkim; do
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 echo "install-deps: all packages present"

@@ -1,0 +1,190 @@
+"""The `milter` plugin (plugins/milter) in the real gateway, in front of a real Postfix, talking
+to a real external milter: Debian's opendkim in signing mode, started by the test on a port the
+OS picked, with a key made by opendkim-genkey.
+
+Owns: mail relayed through the proxy arrives signed by opendkim (python3-dkim verifies the
+delivered message against the public key opendkim-genkey wrote, given directly: no DNS), and
+with opendkim stopped (by PID) the plugin's per-milter fail mode decides: "tempfail" answers
+MAIL FROM with 451 4.7.1 and nothing is delivered, "continue" relays the message unsigned.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import unittest
+import uuid
+
+from mgtest import base, dkimtool, util
+from mgtest.policyctl import PolicyCtl, builtin_plugin
+from mgtest.smtpclient import message_data
+
+ZONE = "milter.test"
+SELECTOR = "sel1"
+OPENDKIM = "/usr/sbin/opendkim"
+GENKEY = "/usr/sbin/opendkim-genkey"
+
+
+def message(t, case):
+    return (f"From: Alice <alice@{ZONE}>\r\n"
+            f"To: <{base.USER}>\r\n"
+            f"Subject: milter-{case}-{t}\r\n"
+            f"Date: Sun, 22 Nov 2026 06:00:00 +0000\r\n"
+            f"Message-ID: <{t}.{case}@{ZONE}>\r\n"
+            f"X-Folded: first part\r\n"
+            f"\tsecond part\r\n"
+            f"\r\n"
+            f"Hello,\r\n"
+            f"  this message went through opendkim ({case}).\r\n")
+
+
+class OpenDkim:
+    """opendkim in the foreground on 127.0.0.1:port, signing for ZONE; stopped by PID."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        subprocess.run([GENKEY, "-D", directory, "-d", ZONE, "-s", SELECTOR, "-b", "2048"],
+                       check=True, capture_output=True, timeout=60)
+        with open(os.path.join(directory, f"{SELECTOR}.txt"), encoding="ascii") as f:
+            text = f.read()
+        # sel1._domainkey IN TXT ( "v=DKIM1; h=sha256; k=rsa; " "p=MIIB..." "..." )  ; comment
+        self.record = "".join(re.findall(r'"([^"]*)"', text))
+        self.port = util.free_port()
+        self.proc = None
+
+    def start(self):
+        conf = os.path.join(self.dir, "opendkim.conf")
+        with open(conf, "w", encoding="ascii") as f:
+            f.write(f"Mode s\n"
+                    f"Domain {ZONE}\n"
+                    f"Selector {SELECTOR}\n"
+                    f"KeyFile {self.dir}/{SELECTOR}.private\n"
+                    f"Socket inet:{self.port}@127.0.0.1\n"
+                    f"PidFile {self.dir}/opendkim.pid\n"
+                    f"Canonicalization relaxed/simple\n"
+                    f"InternalHosts 127.0.0.1\n"
+                    f"RequireSafeKeys no\n"
+                    f"Background no\n"
+                    f"Syslog no\n")
+        self.log = open(os.path.join(self.dir, "opendkim.log"), "w", encoding="utf-8")
+        self.proc = subprocess.Popen([OPENDKIM, "-f", "-x", conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        util.wait_until(lambda: util.port_accepts("127.0.0.1", self.port) or
+                        self.proc.poll() is not None, 20, what="opendkim listening")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"opendkim exited with {self.proc.returncode}: {self.output()}")
+        return self
+
+    def output(self):
+        with open(os.path.join(self.dir, "opendkim.log"), encoding="utf-8") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.proc is not None:
+            self.log.close()
+        self.proc = None
+
+
+@unittest.skipUnless(os.access(OPENDKIM, os.X_OK) and os.access(GENKEY, os.X_OK),
+                     "opendkim and opendkim-tools are not installed")
+@unittest.skipUnless(dkimtool.available(), "python3-dkim is not installed for /usr/bin/python3")
+class MilterClientTest(base.PostfixCase):
+    def setUp(self):
+        self.plugin = builtin_plugin("milter")
+        self.tmp = util.make_tempdir("mailgate-milterc-")
+        self.addCleanup(util.remove_tree, self.tmp)
+        self.dkim = OpenDkim(self.tmp)
+        self.addCleanup(self.dkim.stop)
+        self.dkim.start()
+        self.ctl = PolicyCtl(os.path.join(self.tmp, "policy.db"))
+        self.ctl.init()
+        self.ctl("policy", "domain", "add", base.DOMAIN)
+        self.ctl("policy", "network", "add", "127.0.0.1/32")
+
+    def gateway(self, fail_mode):
+        settings = ('{"milters":[{"name":"opendkim","socket":"inet:%d@127.0.0.1",'
+                    '"connect_timeout_ms":1000,"timeout_ms":5000,"fail_mode":"%s"}]}'
+                    % (self.dkim.port, fail_mode))
+        self.ctl("policy", "plugin", "add", "--name", "milter", "--path", self.plugin,
+                 "--settings", settings, "--fail-mode", "tempfail", "--timeout-ms", "15000")
+        gw = self.start_gateway(flags=[f"--policy_db={self.ctl.db}", "--policy_poll_ms=100"])
+        gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 1 plugin instances\)")
+        return gw
+
+    def session(self, gw):
+        c = self.connect(gw, timeout=30)
+        self.assertEqual(c.greeting.code, 220, c.greeting)
+        self.assertEqual(c.cmd("EHLO client.milter.test").code, 250)
+        return c
+
+    def send(self, gw, text):
+        c = self.session(gw)
+        self.assertEqual(c.cmd(f"MAIL FROM:<alice@{ZONE}>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message_data(text.encode("ascii")), timeout=30)
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+
+    def delivered_raw(self, subject):
+        found = []
+
+        def look():
+            for m in self.postfix.messages(base.USER):
+                crlf = m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                if f"\r\nSubject: {subject}\r\n".encode() in crlf:
+                    found.append(crlf)
+                    return True
+            return False
+
+        util.wait_until(look, 20, what=f"delivery of {subject}")
+        return found[0]
+
+    def verify(self, raw):
+        return dkimtool.run([{"op": "verify_keys", "message": raw.decode("ascii"),
+                              "keys": {f"{SELECTOR}._domainkey.{ZONE}": self.dkim.record}}])[0]
+
+    def test_relayed_mail_arrives_signed_by_opendkim(self):
+        gw = self.gateway("tempfail")
+        for case in ("one", "two"):  # two transactions on fresh sessions
+            t = uuid.uuid4().hex[:12]
+            self.send(gw, message(t, case))
+            raw = self.delivered_raw(f"milter-{case}-{t}")
+            head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+            self.assertIn("DKIM-Signature:", head, raw)
+            self.assertRegex(head, rf"d={re.escape(ZONE)};")
+            self.assertRegex(head, rf"s={SELECTOR};")
+            self.assertEqual(self.verify(raw), [True], raw)
+            tampered = raw.replace(b"went through", b"went THROUGH")
+            self.assertEqual(self.verify(tampered), [False])
+
+    def test_stopped_milter_tempfails(self):
+        gw = self.gateway("tempfail")
+        self.dkim.stop()
+        c = self.session(gw)
+        r = c.cmd(f"MAIL FROM:<alice@{ZONE}>")
+        self.assertEqual(r.code, 451, r)
+        self.assertIn("4.7.1", str(r))
+        c.quit()
+        gw.wait_for_log(r'milter "opendkim" \(inet:\d+@127\.0\.0\.1\) unusable for this session: '
+                        r'connect: Connection refused; fail mode tempfail')
+
+    def test_stopped_milter_with_fail_mode_continue_relays_unsigned(self):
+        gw = self.gateway("continue")
+        self.dkim.stop()
+        t = uuid.uuid4().hex[:12]
+        self.send(gw, message(t, "continue"))
+        raw = self.delivered_raw(f"milter-continue-{t}")
+        self.assertNotIn(b"DKIM-Signature:", raw.split(b"\r\n\r\n", 1)[0])
+        gw.wait_for_log(r"fail mode continue")
+
+
+if __name__ == "__main__":
+    unittest.main()
