@@ -1,7 +1,9 @@
 // smtp/client_stream.cc — see client_stream.h.
 #include "smtp/client_stream.h"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include <openssl/ssl.h>
 
@@ -12,6 +14,10 @@
 namespace mailgate::smtp {
 namespace {
 
+// A session starts with a buffer for command lines (at most 512 octets) and grows it to
+// 2 * kReadChunk once a read fills it (DATA streaming in), then keeps it: an idle session
+// waiting for its client holds 1 KiB, not 32.
+constexpr size_t kFirstBuffer = 1024;
 constexpr size_t kReadChunk = 16 * 1024;
 
 }  // namespace
@@ -19,7 +25,6 @@ constexpr size_t kReadChunk = 16 * 1024;
 ClientStream::ClientStream(asio::ip::tcp::socket socket)
     : socket_(std::move(socket)), timer_(socket_.get_executor()), watch_(std::make_shared<Watch>()) {
   watch_->socket = &socket_;
-  in_.resize(2 * kReadChunk);
   std::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
 }
@@ -73,29 +78,48 @@ void ClientStream::consume(size_t n) {
   if (in_begin_ >= in_end_) in_begin_ = in_end_ = 0;
 }
 
-asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds timeout) {
-  if (cancelled_) co_return LineStatus::kCancelled;
-  // Make room: move unread bytes to the front, grow only when a full buffer is unread.
-  if (in_begin_ > 0 && (in_.size() - in_end_) < kReadChunk) {
-    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
-    in_end_ -= in_begin_;
+void ClientStream::make_room() {
+  const size_t unread = in_end_ - in_begin_;
+  if (in_begin_ > 0) {  // unread bytes (at most a partial line or a DATA tail) to the front
+    std::memmove(in_.get(), in_.get() + in_begin_, unread);
+    in_end_ = unread;
     in_begin_ = 0;
   }
-  if (in_.size() - in_end_ < kReadChunk) in_.resize(in_end_ + kReadChunk);
+  size_t capacity = in_capacity_;
+  if (capacity == 0) {
+    capacity = kFirstBuffer;
+  } else if (grow_ || in_end_ == capacity ||
+             (capacity >= 2 * kReadChunk && capacity - in_end_ < kReadChunk)) {
+    // The last read filled the buffer (a message is streaming in), or too little room is left.
+    capacity = std::max(2 * kReadChunk, in_end_ + kReadChunk);
+  }
+  grow_ = false;
+  if (capacity == in_capacity_) return;
+  std::unique_ptr<char[]> bigger(new char[capacity]);  // never zero-filled
+  if (in_end_ > 0) std::memcpy(bigger.get(), in_.get(), in_end_);
+  in_ = std::move(bigger);
+  in_capacity_ = capacity;
+}
+
+asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds timeout) {
+  if (cancelled_) co_return LineStatus::kCancelled;
+  make_room();
+  const size_t space = in_capacity_ - in_end_;
   std::error_code ec;
   arm(timeout);
   size_t n = 0;
-  auto space = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
+  auto room = asio::buffer(in_.get() + in_end_, space);
   if (tls_) {
-    n = co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+    n = co_await tls_->async_read_some(room, asio::redirect_error(asio::use_awaitable, ec));
   } else {
-    n = co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+    n = co_await socket_.async_read_some(room, asio::redirect_error(asio::use_awaitable, ec));
   }
   disarm();
   if (cancelled_) co_return LineStatus::kCancelled;
   if (watch_->timed_out) co_return LineStatus::kTimedOut;
   if (ec || n == 0) co_return LineStatus::kClosed;
   in_end_ += n;
+  if (n == space && in_capacity_ < 2 * kReadChunk) grow_ = true;
   co_return LineStatus::kOk;
 }
 

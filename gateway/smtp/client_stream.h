@@ -2,7 +2,8 @@
 // command lines and raw DATA bytes, batches replies, and enforces the session's deadline.
 // Owns: the socket and, after STARTTLS or on an implicit-TLS listener, the TLS layer over it
 // (asio::ssl::stream holding an OpenSSL SSL*); the input buffer (reused for the whole session,
-// never per line), the output buffer of pending replies, and the idle/slow-client watchdog.
+// never per line; 1 KiB until DATA needs more), the output buffer of pending replies, and the
+// idle/slow-client watchdog.
 // Must not touch: SMTP semantics (what a command means is session.cc's business).
 // Thread-safety: used by one session coroutine on its io_context's thread.
 #pragma once
@@ -62,7 +63,8 @@ class ClientStream {
   // fill() reads more from the socket (flushing replies first). fill() returns the status:
   // kOk, kClosed, kTimedOut or kCancelled.
   std::string_view buffered() const {
-    return std::string_view(in_.data() + in_begin_, in_end_ - in_begin_);
+    return in_begin_ == in_end_ ? std::string_view()
+                                : std::string_view(in_.get() + in_begin_, in_end_ - in_begin_);
   }
   void consume(size_t n);
   asio::awaitable<LineStatus> fill(std::chrono::milliseconds timeout);
@@ -97,6 +99,9 @@ class ClientStream {
 
  private:
   asio::awaitable<LineStatus> read_some(std::chrono::milliseconds timeout);
+  // Unread bytes moved to the front of the input buffer; the buffer allocated (small) or
+  // grown (when the last read filled it, or a line does not fit) as needed.
+  void make_room();
   // Deadline for the next socket operation: when it passes, the socket's operations are
   // cancelled and timed_out_ is set.
   void arm(std::chrono::milliseconds timeout);
@@ -118,7 +123,9 @@ class ClientStream {
   asio::steady_timer timer_;
   std::shared_ptr<Watch> watch_;
   bool cancelled_ = false;
-  std::string in_;
+  std::unique_ptr<char[]> in_;  // in_capacity_ bytes; null until the first read
+  size_t in_capacity_ = 0;
+  bool grow_ = false;  // the last read filled the buffer: grow it before the next
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
   std::string line_;
