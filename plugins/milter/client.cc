@@ -320,6 +320,7 @@ Verdict MilterClient::data(const MacroSource& macros) {
 Verdict MilterClient::header(std::string_view name, std::string_view value) {
   if (state_ == State::kFailed) return fail(failure_);
   if (!active_in_transaction()) return Verdict{};
+  if (!leading_space() && !value.empty() && value.front() == ' ') value.remove_prefix(1);
   return command(encode_header(name, value), MacroStage::kCount, cmd::kHeader, nullptr,
                  proto::kNoHeaders, proto::kNrHeader, false, false);
 }

@@ -92,7 +92,15 @@ class MilterClient {
   Verdict mail(const MacroSource& macros, const std::vector<std::string>& args);
   Verdict rcpt(const MacroSource& macros, const std::vector<std::string>& args);
   Verdict data(const MacroSource& macros);
+  // `value`: everything after the colon, leading white space included, folding as "\n" + white
+  // space. Without HDR_LEADSPC the milter gets it with one leading space removed (sendmail's
+  // and Postfix's convention); with it, as is.
   Verdict header(std::string_view name, std::string_view value);
+  // True when the milter negotiated HDR_LEADSPC: its header values carry their own leading
+  // space, in what it is sent and in the modifications it asks for.
+  bool leading_space() const noexcept {
+    return (negotiated_.protocol & proto::kHeaderLeadingSpace) != 0;
+  }
   Verdict end_of_header(const MacroSource& macros);
   Verdict body(std::string_view chunk);
   // End of message: the modifications the milter asked for, in order, go to *mods (only when

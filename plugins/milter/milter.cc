@@ -10,8 +10,11 @@
 //
 //   CONNECT  open a connection to each milter, negotiate (version 6), send 'C'
 //   HELO     'H'          MAIL 'M' <sender> + ESMTP parameters     RCPT 'R' <recipient>
-//   DATA     'T'          HEADER 'L' name, value (folding as "\n" + WSP, as sendmail sends it)
-//   EOH      'N'          BODY 'B' chunks of at most 65535 bytes
+//   DATA     'T'
+//   EOH      'L' for each header field as it will be relayed (the value after the colon, one
+//            leading space removed unless the milter asked for HDR_LEADSPC, folding as "\n" +
+//            white space as sendmail sends it), then 'N'
+//   BODY     'B' chunks of at most 65535 bytes
 //   EOM      'E', then the milter's modifications, applied in order: add/insert/change/delete
 //            header, add/delete recipient, change sender
 //   RESET    'A' when the milter still has a transaction open      CLOSE 'Q' and close
@@ -169,14 +172,33 @@ class MilterPlugin final : public mailgate::Plugin {
     return each(s, [&](MilterClient& c, const MacroSource& macros) { return c.data(macros); });
   }
 
-  Action on_header(Session& s, std::string_view name, std::string_view value) override {
-    const std::string v = lf_value(value);
-    return each(s, [&](MilterClient& c, const MacroSource&) { return c.header(name, v); });
-  }
-
+  // The header fields go at EOH, read as they will be relayed (header_raw_at), so that a milter
+  // sees each value exactly: the white space after the colon and the folding included (a
+  // signing milter with simple canonicalization depends on it).
   Action on_eoh(Session& s) override {
-    return each(
-        s, [&](MilterClient& c, const MacroSource& macros) { return c.end_of_header(macros); });
+    std::vector<std::pair<std::string, std::string>> fields;
+    const std::vector<Session::Header> parsed = s.headers();
+    for (std::size_t i = 0; i < parsed.size(); ++i) {
+      std::string name(parsed[i].name);
+      std::string value = " " + std::string(parsed[i].value);
+      if (const std::optional<std::string_view> raw = s.header_raw(i); raw) {
+        const std::size_t colon = raw->find(':');
+        if (colon != std::string_view::npos) {
+          name.assign(raw->substr(0, colon));
+          std::string_view rest = raw->substr(colon + 1);
+          if (rest.size() >= 2 && rest.substr(rest.size() - 2) == "\r\n") rest.remove_suffix(2);
+          value.assign(rest);
+        }
+      }
+      fields.emplace_back(std::move(name), lf_value(value));
+    }
+    return each(s, [&](MilterClient& c, const MacroSource& macros) {
+      for (const auto& [name, value] : fields) {
+        Verdict v = c.header(name, value);
+        if (v.kind != Verdict::Kind::kContinue) return v;
+      }
+      return c.end_of_header(macros);
+    });
   }
 
   Action on_body(Session& s, std::string_view chunk) override {
@@ -315,25 +337,32 @@ class MilterPlugin final : public mailgate::Plugin {
 
   // Applies one milter's end-of-message modifications; "" or what the host refused.
   static std::string apply(Session& s, const MilterClient& c, const std::vector<Response>& mods) {
+    // The gateway writes an edited field as "Name: value": a milter with HDR_LEADSPC gives the
+    // value with its own leading space, which that space replaces.
+    const auto field_value = [&](const std::string& value) {
+      std::string_view v = value;
+      if (c.leading_space() && !v.empty() && v.front() == ' ') v.remove_prefix(1);
+      return crlf_value(v);
+    };
     for (const Response& r : mods) {
       bool ok = true;
       std::string what = response_name(r.kind);
       switch (r.kind) {
         case ResponseKind::kAddHeader:
-          ok = s.header_add(r.name, crlf_value(r.value));
+          ok = s.header_add(r.name, field_value(r.value));
           what += " " + r.name;
           break;
         case ResponseKind::kInsertHeader:
-          ok = s.header_insert(r.index, r.name, crlf_value(r.value));
+          ok = s.header_insert(r.index, r.name, field_value(r.value));
           what += " " + r.name;
           break;
         case ResponseKind::kChangeHeader:
           if (r.value.empty()) {
             ok = s.header_remove(r.name, r.index);
           } else {
-            ok = s.header_change(r.name, r.index, crlf_value(r.value));
+            ok = s.header_change(r.name, r.index, field_value(r.value));
             // sendmail and Postfix add the field when there is no such occurrence.
-            if (!ok) ok = s.header_add(r.name, crlf_value(r.value));
+            if (!ok) ok = s.header_add(r.name, field_value(r.value));
           }
           what += " " + r.name;
           break;

@@ -68,12 +68,13 @@ inline constexpr std::uint32_t kNrUnknown = 0x20000;
 inline constexpr std::uint32_t kNrEoh = 0x40000;
 inline constexpr std::uint32_t kNrBody = 0x80000;
 inline constexpr std::uint32_t kHeaderLeadingSpace = 0x100000;
-// What this client offers: every "don't send" and "no reply" flag, and skip. Not offered:
-// sending rejected recipients (RCPT_REJ) and leading-space header values (HDR_LEADSPC).
-inline constexpr std::uint32_t kOffered = kNoConnect | kNoHelo | kNoMail | kNoRcpt | kNoBody |
-                                          kNoHeaders | kNoEoh | kNrHeader | kNoUnknown | kNoData |
-                                          kSkip | kNrConnect | kNrHelo | kNrMail | kNrRcpt |
-                                          kNrData | kNrUnknown | kNrEoh | kNrBody;
+// What this client offers: every "don't send" and "no reply" flag, skip, and header values
+// with their leading white space (HDR_LEADSPC). Not offered: sending rejected recipients
+// (RCPT_REJ).
+inline constexpr std::uint32_t kOffered =
+    kNoConnect | kNoHelo | kNoMail | kNoRcpt | kNoBody | kNoHeaders | kNoEoh | kNrHeader |
+    kNoUnknown | kNoData | kSkip | kNrConnect | kNrHelo | kNrMail | kNrRcpt | kNrData | kNrUnknown |
+    kNrEoh | kNrBody | kHeaderLeadingSpace;
 // Flags libmilter sets to announce its packet size (MDS_256K, MDS_1M) or keeps for itself:
 // ignored in a milter's answer.
 inline constexpr std::uint32_t kInternal = 0x70000000;

@@ -2,8 +2,9 @@
 to a real external milter: Debian's opendkim in signing mode, started by the test on a port the
 OS picked, with a key made by opendkim-genkey.
 
-Owns: mail relayed through the proxy arrives signed by opendkim (python3-dkim verifies the
-delivered message against the public key opendkim-genkey wrote, given directly: no DNS), and
+Owns: mail relayed through the proxy arrives signed by opendkim with simple/simple
+canonicalization over header fields with unusual white space and folding (python3-dkim verifies
+the delivered message against the public key opendkim-genkey wrote, given directly: no DNS), and
 with opendkim stopped (by PID) the plugin's per-milter fail mode decides: "tempfail" answers
 MAIL FROM with 451 4.7.1 and nothing is delivered, "continue" relays the message unsigned.
 """
@@ -27,7 +28,9 @@ GENKEY = "/usr/sbin/opendkim-genkey"
 
 def message(t, case):
     return (f"From: Alice <alice@{ZONE}>\r\n"
-            f"To: <{base.USER}>\r\n"
+            f"To:  <{base.USER}>\r\n"
+            f"Cc: first@{ZONE},\r\n"
+            f"\tsecond@{ZONE}\r\n"
             f"Subject: milter-{case}-{t}\r\n"
             f"Date: Sun, 22 Nov 2026 06:00:00 +0000\r\n"
             f"Message-ID: <{t}.{case}@{ZONE}>\r\n"
@@ -61,7 +64,7 @@ class OpenDkim:
                     f"KeyFile {self.dir}/{SELECTOR}.private\n"
                     f"Socket inet:{self.port}@127.0.0.1\n"
                     f"PidFile {self.dir}/opendkim.pid\n"
-                    f"Canonicalization relaxed/simple\n"
+                    f"Canonicalization simple/simple\n"
                     f"InternalHosts 127.0.0.1\n"
                     f"RequireSafeKeys no\n"
                     f"Background no\n"
@@ -161,6 +164,14 @@ class MilterClientTest(base.PostfixCase):
             self.assertIn("DKIM-Signature:", head, raw)
             self.assertRegex(head, rf"d={re.escape(ZONE)};")
             self.assertRegex(head, rf"s={SELECTOR};")
+            # simple/simple: the signature holds only when opendkim saw each signed field's
+            # value exactly (the two spaces after "To:", the folding of Cc:).
+            signature = re.search(r"DKIM-Signature:(.*?)\r\n(?![ \t])", head, re.S).group(1)
+            unfolded = re.sub(r"\s+", "", signature)
+            self.assertIn("c=simple/simple;", unfolded)
+            signed = re.search(r"(?:^|;)h=([^;]*)", unfolded).group(1).lower().split(":")
+            self.assertIn("to", signed)
+            self.assertIn("cc", signed)
             self.assertEqual(self.verify(raw), [True], raw)
             tampered = raw.replace(b"went through", b"went THROUGH")
             self.assertEqual(self.verify(tampered), [False])

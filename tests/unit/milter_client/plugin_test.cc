@@ -231,7 +231,7 @@ TEST_F(MilterPlugin, SendsEveryStageAndAppliesModifications) {
     if (r.command != 'D') commands += r.command;
   EXPECT_EQ(commands, "OCHMRTLLLNBE");
   ASSERT_GE(got.size(), 2u);
-  EXPECT_EQ(got[0].data, be32(6) + be32(0x1dd) + be32(0xff7ff));
+  EXPECT_EQ(got[0].data, be32(6) + be32(0x1dd) + be32(0x1ff7ff));
   for (const Received& r : got) {
     if (r.command == 'C') {
       EXPECT_EQ(r.data, "client.example.net\0"s + "4" + be32(40000).substr(2) + "192.0.2.7\0"s);
@@ -282,6 +282,53 @@ TEST_F(MilterPlugin, SendsEveryStageAndAppliesModifications) {
   run_reset(plugin, s);
   run_close(plugin, s);
   EXPECT_TRUE(host_.violations().empty());
+}
+
+TEST_F(MilterPlugin, HeaderValuesAreExactWithAndWithoutLeadingSpace) {
+  const auto headers_seen = [](const FakeMilter& m) {
+    std::vector<std::string> out;
+    for (const Received& r : m.received())
+      if (r.command == 'L') out.push_back(r.data);
+    return out;
+  };
+  {
+    // Without HDR_LEADSPC one space (not a tab) after the colon is eaten, as sendmail does.
+    FakeMilter milter(polite(kEditActions, 0, pkt('h', "X-Added\0 kept space\0"s) + pkt('c')));
+    LoadedPlugin plugin = load(settings(milter.socket()));
+    FakeSession s(host_);
+    EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+    EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+    s.set_stage(MG_STAGE_DATA);
+    for (const char* f : {"Subject:  two spaces", "X-Tab:\tafter a tab", "X-None:nothing"})
+      s.add_raw_header(f);
+    EXPECT_EQ(run_eoh(plugin, s), MG_CONTINUE);
+    EXPECT_EQ(run_eom(plugin, s), MG_CONTINUE);
+    EXPECT_EQ(headers_seen(milter),
+              (std::vector<std::string>{"Subject\0 two spaces\0"s, "X-Tab\0\tafter a tab\0"s,
+                                        "X-None\0nothing\0"s}));
+    EXPECT_EQ(s.header("X-Added"), " kept space");
+    run_close(plugin, s);
+  }
+  {
+    // With HDR_LEADSPC the value is sent as is, and an edit's leading space is the one the
+    // gateway writes after the colon.
+    FakeMilter milter(
+        polite(kEditActions, 0x100000, pkt('h', "X-Added\0 one space\0"s) + pkt('c')));
+    LoadedPlugin plugin = load(settings(milter.socket()));
+    FakeSession s(host_);
+    EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+    EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+    s.set_stage(MG_STAGE_DATA);
+    for (const char* f : {"Subject:  two spaces", "X-Tab:\tafter a tab", "X-None:nothing"})
+      s.add_raw_header(f);
+    EXPECT_EQ(run_eoh(plugin, s), MG_CONTINUE);
+    EXPECT_EQ(run_eom(plugin, s), MG_CONTINUE);
+    EXPECT_EQ(headers_seen(milter),
+              (std::vector<std::string>{"Subject\0  two spaces\0"s, "X-Tab\0\tafter a tab\0"s,
+                                        "X-None\0nothing\0"s}));
+    EXPECT_EQ(s.header("X-Added"), "one space");
+    run_close(plugin, s);
+  }
 }
 
 TEST_F(MilterPlugin, NoReplyAndNoSendFlagsAreHonouredAndSymbolListsChooseMacros) {
