@@ -6,7 +6,8 @@ Owns: mail relayed through the proxy arrives signed by opendkim with simple/simp
 canonicalization over header fields with unusual white space and folding (python3-dkim verifies
 the delivered message against the public key opendkim-genkey wrote, given directly: no DNS), and
 with opendkim stopped (by PID) the plugin's per-milter fail mode decides: "tempfail" answers
-MAIL FROM with 451 4.7.1 and nothing is delivered, "continue" relays the message unsigned.
+MAIL FROM with 451 4.7.1 and nothing is delivered (also when it stops between two transactions
+of one session), "continue" relays the message unsigned.
 """
 
 import os
@@ -186,6 +187,24 @@ class MilterClientTest(base.PostfixCase):
         c.quit()
         gw.wait_for_log(r'milter "opendkim" \(inet:\d+@127\.0\.0\.1\) unusable for this session: '
                         r'connect: Connection refused; fail mode tempfail')
+
+    def test_milter_stopped_inside_a_session_tempfails_the_next_transaction(self):
+        gw = self.gateway("tempfail")
+        t = uuid.uuid4().hex[:12]
+        c = self.session(gw)
+        self.assertEqual(c.cmd(f"MAIL FROM:<alice@{ZONE}>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message_data(message(t, "first").encode("ascii")), timeout=30)
+        self.assertEqual(r.code, 250, r)
+        self.dkim.stop()  # the session's milter connection is now closed under it
+        r = c.cmd(f"MAIL FROM:<alice@{ZONE}>")
+        self.assertEqual(r.code, 451, r)
+        self.assertIn("4.7.1", str(r))
+        c.quit()
+        self.assertEqual(self.verify(self.delivered_raw(f"milter-first-{t}")), [True])
+        gw.wait_for_log(r'milter "opendkim" \(inet:\d+@127\.0\.0\.1\) unusable for this session: '
+                        r'.*; fail mode tempfail')
 
     def test_stopped_milter_with_fail_mode_continue_relays_unsigned(self):
         gw = self.gateway("continue")

@@ -9,11 +9,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <mailgate/fake_host.hpp>
 #include <mutex>
@@ -62,26 +64,42 @@ class FakeMilter {
  public:
   using Answer = std::function<std::string(const Received&)>;
 
-  explicit FakeMilter(Answer answer) : answer_(std::move(answer)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(listen_fd_, 8) != 0)
-      throw std::runtime_error("FakeMilter: bind/listen failed");
-    socklen_t len = sizeof(addr);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+  // On 127.0.0.1 at a port the OS picks, or on the unix socket `unix_path` when given.
+  explicit FakeMilter(Answer answer, std::string unix_path = "")
+      : answer_(std::move(answer)), unix_path_(std::move(unix_path)) {
+    if (unix_path_.empty()) {
+      listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+        throw std::runtime_error("FakeMilter: bind failed");
+      socklen_t len = sizeof(addr);
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+      port_ = ntohs(addr.sin_port);
+    } else {
+      listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path_.c_str());
+      ::unlink(unix_path_.c_str());
+      if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+        throw std::runtime_error("FakeMilter: bind to " + unix_path_ + " failed");
+    }
+    if (::listen(listen_fd_, 8) != 0) throw std::runtime_error("FakeMilter: listen failed");
     thread_ = std::thread([this] { serve(); });
   }
   ~FakeMilter() {
     stop_ = true;
     thread_.join();
     ::close(listen_fd_);
+    if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
   }
 
-  std::string socket() const { return "inet:" + std::to_string(port_) + "@127.0.0.1"; }
+  std::string socket() const {
+    return unix_path_.empty() ? "inet:" + std::to_string(port_) + "@127.0.0.1"
+                              : "unix:" + unix_path_;
+  }
   std::vector<Received> received() const {
     std::lock_guard lock(mu_);
     return received_;
@@ -143,6 +161,7 @@ class FakeMilter {
   }
 
   Answer answer_;
+  std::string unix_path_;
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -660,6 +679,31 @@ TEST_F(MilterPlugin, TwoMiltersInOrderAndEachSessionHasItsOwnConnection) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(first.connections(), 2);
   EXPECT_EQ(second.connections(), 2);
+}
+
+TEST_F(MilterPlugin, UnixSocketAndAnIpv6Client) {
+  const std::string path = "/tmp/mailgate-milterc-test-" + std::to_string(::getpid()) + ".sock";
+  FakeMilter milter(polite(0, 0, pkt('c')), path);
+  LoadedPlugin plugin = load(settings(milter.socket()));
+  FakeSession s(host_);
+  s.set(MG_ITEM_CLIENT_ADDR, "2001:db8::25").set(MG_ITEM_CLIENT_PORT, "4000");
+  EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, ""), MG_CONTINUE);  // the null sender
+  run_close(plugin, s);
+  bool seen_connect = false;
+  bool seen_mail = false;
+  for (const Received& r : milter.received()) {
+    if (r.command == 'C') {
+      seen_connect = true;
+      EXPECT_EQ(r.data, "[2001:db8::25]\0"s + "6" + be32(4000).substr(2) + "2001:db8::25\0"s);
+    }
+    if (r.command == 'M') {
+      seen_mail = true;
+      EXPECT_EQ(r.data, "<>\0"s);
+    }
+  }
+  EXPECT_TRUE(seen_connect);
+  EXPECT_TRUE(seen_mail);
 }
 
 TEST_F(MilterPlugin, BadSettingsFailCreate) {
