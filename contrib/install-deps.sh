@@ -26,6 +26,8 @@ PACKAGES=(
   procps iproute2
   # the Debian package (cpack -G DEB: dpkg-shlibdeps computes Depends, file finds the ELF files)
   dpkg-dev file
+  # the status page test (test_status_page.py) loads the page in headless Chromium
+  chromium fonts-dejavu-core
   # fuzzing (contrib/run-fuzzers.sh): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
 )

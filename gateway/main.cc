@@ -9,9 +9,11 @@
 
 #include "config/config.h"
 #include "config/milter_flags.h"
+#include "config/obs_flags.h"
 #include "dns/dns_flags.h"
 #include "log/log.h"
 #include "milter/milter_main.h"
+#include "obs/service.h"
 #include "server/plugin_host.h"
 #include "server/server.h"
 #include "spool/spool.h"
@@ -45,6 +47,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mailgate: %s\n", dns_config.error().c_str());
     return 2;
   }
+  auto obs_config = mailgate::config::obs_config_from_flags();
+  if (!obs_config) {
+    std::fprintf(stderr, "mailgate: %s\n", obs_config.error().c_str());
+    return 2;
+  }
   auto mode = mailgate::config::mode_from_flags();
   if (!mode) {
     std::fprintf(stderr, "mailgate: %s\n", mode.error().c_str());
@@ -55,6 +62,13 @@ int main(int argc, char** argv) {
     if (!milter) {
       std::fprintf(stderr, "mailgate: %s\n", milter.error().c_str());
       return 2;
+    }
+    // Metrics (plugin verdicts and latency, DNS) also in milter mode; the trace needs SMTP
+    // sessions, so it stays empty there.
+    auto obs = mailgate::obs::Service::start(*obs_config);
+    if (!obs) {
+      std::fprintf(stderr, "mailgate: %s\n", obs.error().c_str());
+      return 1;
     }
     return mailgate::milter::run(*config, *milter);
   }
@@ -93,5 +107,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   server.attach_plugins(plugins->get());
+  // Metrics listener, status page and trace writer; stopped before the plugins go away.
+  auto obs = mailgate::obs::Service::start(*obs_config);
+  if (!obs) {
+    std::fprintf(stderr, "mailgate: %s\n", obs.error().c_str());
+    return 1;
+  }
   return server.run();
 }

@@ -11,6 +11,7 @@
 #include "chain/call_context.h"
 #include "chain/host_services.h"
 #include "log/log.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 
 namespace mailgate::chain {
@@ -220,6 +221,7 @@ Expected<std::shared_ptr<const Chain>, std::string> Chain::build(
                         d.name + "', not '" + spec.name + "'");
     ChainEntry e;
     e.name = spec.name;
+    e.metrics = obs::plugin_metrics(spec.name);
     e.plugin = *loaded;
     e.fail_mode = spec.fail_mode;
     e.timeout = spec.timeout;
@@ -347,6 +349,7 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
       t.note = "discard before MAIL treated as reject";
       t.reply = smtp::Reply::make(550, "5.7.1", "Rejected by policy");
     }
+    obs::count_plugin_call(e.metrics, t.action, !result.ok, ms);
     if (trace_ != nullptr) trace_->push_back(t);
     if (stage == MG_STAGE_RESET || stage == MG_STAGE_CLOSE) continue;
     if (t.action == MG_CONTINUE) continue;

@@ -27,6 +27,10 @@
 #include "smtp/reply.h"
 #include "util/expected.h"
 
+namespace mailgate::obs {
+struct PluginMetrics;
+}
+
 namespace mailgate::chain {
 
 enum class FailMode {
@@ -45,6 +49,7 @@ struct PluginSpec {
 
 struct ChainEntry {
   std::string name;
+  obs::PluginMetrics* metrics = nullptr;  // this plugin's counters (obs/metrics.h)
   std::shared_ptr<LoadedPlugin> plugin;
   void* state = nullptr;
   FailMode fail_mode = FailMode::kTempfail;

@@ -191,6 +191,25 @@ const std::vector<CommandSpec>& command_table() {
          "(default 'none': no query leaves the machine)"},
         {"--dns-timeout-ms", "N", "longest a DNS query may take, 1..300000 (default 5000)"}},
        run_check},
+
+      {{"trace"},
+       "[--trace-db FILE] [--from ADDR] [--to ADDR] [--client-ip IP] [--message-id ID] "
+       "[--queue-id ID] [--status STATUS] [--since TIME] [--until TIME] [--limit N]",
+       "find recent transactions in the gateway's trace (--trace_db), newest first, with their "
+       "envelope, plugin actions, symbols, score, verdict and backend reply",
+       0, 0,
+       {{"--trace-db", "FILE", "the trace database (default: $MAILGATE_TRACE_DB, else "
+                               "/var/lib/mailgate/trace.db)"},
+        {"--from", "ADDR", "envelope sender (exact, case-insensitive; '' = null sender)"},
+        {"--to", "ADDR", "a recipient (exact, case-insensitive)"},
+        {"--client-ip", "IP", "client address"},
+        {"--message-id", "ID", "Message-ID header, with or without <>"},
+        {"--queue-id", "ID", "the backend's queue id (Postfix: \"queued as ID\")"},
+        {"--status", "STATUS", "accepted, rejected, tempfail, discarded or aborted"},
+        {"--since", "TIME", "not before: 30m, 2h, 7d (ago), Unix seconds or 2026-11-22T10:00:00Z"},
+        {"--until", "TIME", "not after (same forms)"},
+        {"--limit", "N", "most transactions shown (default 50)"}},
+       run_trace},
   };
   return table;
 }

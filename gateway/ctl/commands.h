@@ -58,5 +58,7 @@ int run_learn(Context& ctx, const Args& args);
 int run_classify(Context& ctx, const Args& args);
 // check_command.cc: run the chain over a message (exit 3 reject, 4 tempfail, 5 discard)
 int run_check(Context& ctx, const Args& args);
+// trace_command.cc: find transactions in the gateway's trace database (--trace_db)
+int run_trace(Context& ctx, const Args& args);
 
 }  // namespace mailgate::ctl

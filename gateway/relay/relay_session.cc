@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "log/log.h"
+#include "obs/metrics.h"
 #include "relay/smtp_client_codec.h"
 
 namespace mailgate::relay {
@@ -77,7 +78,9 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
     if (!upstream_) {
       reused = false;
       upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
+      const auto open_started = std::chrono::steady_clock::now();
       Step opened = co_await upstream_->open();
+      obs::count_backend_open(opened.has_value(), std::chrono::steady_clock::now() - open_started);
       if (!opened) {
         drop();
         co_return gateway_reply(opened.error());

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "log/log.h"
+#include "obs/metrics.h"
 #include "smtp/sasl.h"
 #include "spool/spool.h"
 
@@ -82,6 +83,7 @@ Failure Upstream::fail(Failure::Kind kind, std::string detail) {
     MG_LOG_WARNING("relay#{} {}: {}", id_, peer_, detail);
   }
   close();
+  obs::count_backend_error(static_cast<int>(kind));
   return Failure{kind, std::move(detail)};
 }
 
@@ -175,6 +177,7 @@ asio::awaitable<Step> Upstream::read_reply(std::chrono::milliseconds timeout,
     if (status == ReplyParser::Status::kComplete) {
       smtp::Reply reply = parser_.take_reply();
       ++replies_;
+      obs::metrics().backend_reply_seconds.observe(Clock::now() - (deadline - timeout));
       MG_LOG_DEBUG("relay#{} {} < {}", id_, peer_, reply.summary());
       if (reply.closes()) {
         MG_LOG_WARNING("relay#{} {}: backend closes the connection: {}", id_, peer_,

@@ -4,6 +4,7 @@
 #include "chain/host_services.h"
 #include "dns/resolver.h"
 #include "log/log.h"
+#include "obs/sources.h"
 #include "policy/bootstrap.h"
 #include "policy/policy_store.h"
 #include "policy/snapshot.h"
@@ -32,6 +33,7 @@ Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostO
   auto resolver = dns::Resolver::create(o.dns);
   if (!resolver) return unexpected("DNS resolver: " + resolver.error());
   host->resolver_ = std::move(*resolver);
+  obs::set_dns_source([r = host->resolver_.get()] { return r->metrics(); });  // for /metrics
   host->pool_ = std::make_unique<chain::WorkerPool>(o.worker_threads, o.worker_queue);
 
   auto created = policy::create_or_migrate(o.policy_db);
@@ -78,6 +80,7 @@ Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostO
 }
 
 PluginHost::~PluginHost() {
+  obs::set_dns_source({});
   if (store_) store_->stop_watching();
   store_.reset();
   std::lock_guard lock(mu_);

@@ -23,6 +23,7 @@
 #include "net/auth_throttle.h"
 #include "net/connection_limiter.h"
 #include "net/tls_context.h"
+#include "obs/metrics.h"
 #include "relay/pool.h"
 #include "server/plugin_host.h"
 #include "smtp/session.h"
@@ -115,6 +116,7 @@ std::string Server::Impl::next_session_id() {
 asio::awaitable<void> Server::Impl::refuse(asio::ip::tcp::socket socket, smtp::Reply reply) {
   std::error_code ec;
   std::string wire = reply.wire();
+  obs::count_reply(reply.code);
   co_await asio::async_write(socket, asio::buffer(wire), asio::redirect_error(asio::use_awaitable, ec));
   socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket.close(ec);
@@ -125,6 +127,7 @@ asio::awaitable<void> Server::Impl::session_main(Worker& worker, asio::ip::tcp::
                                                  std::shared_ptr<const smtp::SessionConfig> cfg,
                                                  smtp::ListenerInfo info, std::string id,
                                                  smtp::ChainBinding chain) {
+  obs::OpenConnection counted;  // mailgate_connections_open / _total
   smtp::Session session(std::move(socket), std::move(cfg), worker.pool.new_session(),
                         std::move(info), std::move(id), std::move(chain));
   worker.sessions.insert(&session);
@@ -160,6 +163,7 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
     const std::string& host = session_config->hostname;
     if (verdict != net::ConnectionLimiter::Verdict::kAccepted) {
       bool total = verdict == net::ConnectionLimiter::Verdict::kTotal;
+      (total ? obs::metrics().connections_refused_total : obs::metrics().connections_refused_client).inc();
       MG_LOG_WARNING("refused connection from {}: too many connections{}", endpoint_text(remote),
                      total ? "" : " from this client");
       smtp::Reply r = smtp::Reply::make(

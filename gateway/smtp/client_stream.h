@@ -22,6 +22,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "net/tls_context.h"
+#include "obs/metrics.h"
 #include "smtp/reply.h"
 
 namespace mailgate::smtp {
@@ -87,7 +88,10 @@ class ClientStream {
   net::TlsInfo tls_info() const;
 
   // Queues a reply; it is written by flush() or before the next read.
-  void queue(const Reply& reply) { reply.append_wire(out_); }
+  void queue(const Reply& reply) {
+    obs::count_reply(reply.code);
+    reply.append_wire(out_);
+  }
   bool has_pending_output() const { return !out_.empty(); }
   // Writes queued replies. Returns false when the write failed or timed out.
   asio::awaitable<bool> flush(std::chrono::milliseconds timeout);

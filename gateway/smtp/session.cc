@@ -6,6 +6,8 @@
 
 #include "log/log.h"
 #include "message/header_parser.h"
+#include "obs/session_trace.h"
+#include "obs/trace_writer.h"
 #include "smtp/command_parser.h"
 #include "smtp/sasl.h"
 
@@ -154,6 +156,7 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConf
   tx_context_->set_item(MG_ITEM_PROFILE, listener_.profile);
   tx_context_->set_item(MG_ITEM_HOSTNAME, config_->hostname);
   tx_context_->set_item(MG_ITEM_PROTOCOL, "SMTP");
+  if (obs::trace_writer() != nullptr) runner_.set_trace(&plugin_calls_);
 }
 
 Session::~Session() = default;
@@ -662,6 +665,9 @@ void Session::log_transaction(const Reply& final_reply, const char* status,
       sanitize(tx_.mail.reverse_path.address), to, recipients().size(), decoder_.size(),
       std::string(status) == "accepted" ? queue_id_from(final_reply) : std::string(), status,
       sanitize(final_reply.summary()), score, delay, extra.empty() ? "" : " ", extra);
+  obs::trace_transaction({id_, tx_.number, listener_.profile, client_, tx_.mail.reverse_path.address,
+                          recipients(), status, final_reply, decoder_.size(), delay, extra},
+                         *tx_context_, &spool_, plugin_calls_);
 }
 
 asio::awaitable<chain::Verdict> Session::run_stage(mg_stage stage, std::string text) {
@@ -771,6 +777,8 @@ void Session::log_refusal(const char* what, const Reply& r, const std::string& p
                           const std::string& extra) {
   MG_LOG_INFO("{}: reject: {} from {}[{}]: {}; plugin={}{}{}", id_, what, client_.name,
               client_.addr, sanitize(r.summary()), plugin, extra.empty() ? "" : " ", extra);
+  obs::trace_refusal(what, {id_, tx_.number, listener_.profile, client_, tx_.mail.reverse_path.address,
+                            recipients(), "", r, 0, 0, extra}, plugin, *tx_context_, plugin_calls_);
 }
 
 std::string Session::message_prefix(uint64_t* skip) const {

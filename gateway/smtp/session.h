@@ -170,6 +170,7 @@ class Session {
   size_t auth_attempts_ = 0;
   std::shared_ptr<chain::TxContext> tx_context_;
   chain::ChainRunner runner_;
+  std::vector<chain::TraceEntry> plugin_calls_;  // recorded only when the trace is on (obs/)
   State state_ = State::kGreeting;
   Transaction tx_;
   size_t transactions_ = 0;

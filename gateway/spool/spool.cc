@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "obs/metrics.h"
+
 namespace mailgate::spool {
 namespace {
 
@@ -77,6 +79,7 @@ bool Spool::spill() {
     return false;
   }
   fd_ = fd;
+  obs::metrics().spool_files.inc();
   if (int e = write_all(fd_, memory_); e != 0) {
     error_ = errno_code(e);
     return false;
@@ -91,6 +94,7 @@ bool Spool::write(std::string_view bytes) {
     if (bytes.size() <= memory_limit_ - std::min(memory_limit_, memory_.size())) {
       memory_.append(bytes);
       size_ += bytes.size();
+      obs::metrics().spool_bytes.add(static_cast<int64_t>(bytes.size()));
       return true;
     }
     if (!spill()) return false;
@@ -100,6 +104,7 @@ bool Spool::write(std::string_view bytes) {
     return false;
   }
   size_ += bytes.size();
+  obs::metrics().spool_bytes.add(static_cast<int64_t>(bytes.size()));
   return true;
 }
 
