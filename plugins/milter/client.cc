@@ -289,10 +289,15 @@ Verdict MilterClient::mail(const MacroSource& macros, const std::vector<std::str
       return fail(failure_);
     case State::kSessionDone:
       return Verdict{};
-    case State::kIdle:
     case State::kTransaction:
     case State::kSkipBody:
     case State::kTxDone:
+      // A new MAIL while the milter still has a transaction (a stage was refused by another
+      // plugin and no RESET reached us): abort the old one first, as after RSET.
+      end_transaction();
+      if (state_ != State::kSession) return fail(failure_);
+      return mail(macros, args);
+    case State::kIdle:
       return fail(std::string("MAIL in state ") + state_name(state_));
   }
   return fail("MAIL in an unknown state");

@@ -463,6 +463,20 @@ TEST_F(MilterPlugin, RejectAndDiscardAndAcceptAndAbort) {
   EXPECT_EQ(commands, "OCMAMAMTLLLNBEQ");
 }
 
+TEST_F(MilterPlugin, MailWithoutResetAbortsTheOpenTransactionFirst) {
+  FakeMilter milter(polite(0, 0, pkt('c')));
+  LoadedPlugin plugin = load(settings(milter.socket()));
+  FakeSession s(host_);
+  EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, "b@example.org"), MG_CONTINUE);
+  run_close(plugin, s);
+  std::string commands;
+  for (const Received& r : milter.received())
+    if (r.command != 'D') commands += r.command;
+  EXPECT_EQ(commands, "OCMAMQ");
+}
+
 TEST_F(MilterPlugin, OversizedPacketFailsWithTempfail) {
   FakeMilter milter([](const Received& r) -> std::string {
     if (r.command == 'O') return optneg(0, 0);
