@@ -129,21 +129,36 @@ struct CallResult {
   std::string failure;  // why not ok
 };
 
-// A call on the worker pool, awaited with a deadline. Shared by the waiting coroutine and the
-// worker's completion; every field is touched on the session's thread only (the completion
-// is posted there). The timer lives in the coroutine's frame: `timer` is valid only while
-// `finished` is false, and the frame sets `finished` when it stops waiting or is destroyed.
-struct PendingCall {
+// A run of consecutive blocking plugins of one stage, sent to the worker pool as one job:
+// one thread hop there and back per run instead of one per plugin (the hops, not the plugins,
+// were most of a full chain's cost). Each plugin keeps its own timeout: the worker publishes
+// which plugin it is running and since when, and the waiting session abandons the one that
+// overruns. Session-thread fields: timer, done, finished (the completion is posted there).
+// Shared: `progress` and each slot's `started`; a slot's result is written by the worker
+// before it moves `progress` past that slot (release) and read by the session after it saw
+// that (acquire), or after the completion arrived.
+struct PendingRun {
+  static constexpr uint32_t kAbandoned = 0x80000000u;  // or-ed into progress by the session
+  struct Slot {
+    std::atomic<Clock::rep> started{0};  // when this plugin's call began (its deadline base)
+    int action = MG_CONTINUE;
+    std::string error;
+    double ms = 0;
+  };
+  explicit PendingRun(size_t n) : slots(new Slot[n]), count(n) {}
+
   asio::steady_timer* timer = nullptr;
-  bool done = false;      // the result arrived
+  bool done = false;      // the completion arrived: every slot up to `last` holds a result
   bool finished = false;  // the coroutine stopped waiting
-  int action = MG_CONTINUE;
-  std::string error;
+  size_t last = 0;        // the last slot the worker ran (valid once done)
+  std::atomic<uint32_t> progress{0};  // the slot running now; count when the run is over
+  std::unique_ptr<Slot[]> slots;
+  size_t count;
 };
 
-// Marks the pending call finished however the waiting frame ends (resumed or destroyed).
+// Marks the pending run finished however the waiting frame ends (resumed or destroyed).
 struct FinishOnExit {
-  std::shared_ptr<PendingCall> pending;
+  std::shared_ptr<PendingRun> pending;
   ~FinishOnExit() {
     pending->finished = true;
     pending->timer = nullptr;
@@ -163,6 +178,14 @@ CallResult check_action(int a, const std::string& error) {
     r.action = static_cast<mg_action>(a);
   }
   return r;
+}
+
+// Whether the chain goes on to the next plugin after this outcome (the rule run() applies,
+// also used by the worker to know when a run of pool calls ends).
+bool chain_continues(const CallResult& r, FailMode fail_mode, mg_stage stage) {
+  if (stage == MG_STAGE_RESET || stage == MG_STAGE_CLOSE) return true;
+  if (!r.ok) return fail_mode == FailMode::kOpen;
+  return r.action == MG_CONTINUE;
 }
 
 }  // namespace
@@ -273,63 +296,19 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
     std::lock_guard lock(tx_->mu);
     tx_->stage = stage;
   }
-  std::shared_ptr<const StageInput> shared_input;  // made on first use by a pool call
-  for (size_t i = 0; i < chain_->entries().size(); ++i) {
-    const ChainEntry& e = chain_->entries()[i];
-    if (!has_callback(e.plugin->descriptor(), stage)) continue;
+  const std::vector<ChainEntry>& entries = chain_->entries();
+  auto make_call = [&](size_t i) {
     auto call = std::make_shared<CallContext>();
     call->tx = tx_;
     call->plugin_index = i;
-    call->plugin_name = e.name;
-    call->nonblocking = e.plugin->nonblocking();
+    call->plugin_name = entries[i].name;
+    call->nonblocking = entries[i].plugin->nonblocking();
     call->stage = stage;
-    auto started = Clock::now();
-    CallResult result;
-    if (call->nonblocking || pool_ == nullptr) {
-      std::string error;
-      int a = guarded_invoke(e, *call, stage, shared_input ? *shared_input : input, &error);
-      result = check_action(a, error);
-      auto took = Clock::now() - started;
-      if (call->nonblocking && took > e.timeout)
-        MG_LOG_WARNING("plugin {}: non-blocking {} callback took {} ms (timeout {} ms)", e.name,
-                       stage_name(stage),
-                       std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
-                       e.timeout.count());
-    } else {
-      if (!shared_input) shared_input = std::make_shared<const StageInput>(std::move(input));
-      auto pending = std::make_shared<PendingCall>();
-      asio::steady_timer timer(executor_);
-      timer.expires_after(e.timeout);
-      pending->timer = &timer;
-      FinishOnExit finish{pending};
-      auto job = [chain = chain_, call, pending, shared_input, i, stage,
-                  completions = completions_] {
-        std::string error;
-        int a = guarded_invoke(chain->entries()[i], *call, stage, *shared_input, &error);
-        completions->post([pending, a, error = std::move(error)]() mutable {
-          if (pending->finished) return;  // the session gave up on us
-          pending->done = true;
-          pending->action = a;
-          pending->error = std::move(error);
-          pending->timer->cancel();
-        });
-      };
-      if (!pool_->submit(std::move(job))) {
-        result.failure = "worker pool is full";
-      } else {
-        std::error_code ec;
-        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        // Nothing below suspends, so no completion can run before `finish` ends the wait.
-        if (pending->done) {
-          result = check_action(pending->action, pending->error);
-        } else {
-          call->abandoned = true;
-          result.failure = "timed out after " + std::to_string(e.timeout.count()) + " ms";
-        }
-      }
-    }
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-
+    return call;
+  };
+  // Applies one plugin's outcome (fail modes, trace); true when it decides the stage.
+  auto conclude = [&](size_t i, const CallContext& call, const CallResult& result, double ms) {
+    const ChainEntry& e = entries[i];
     TraceEntry t{e.name, stage, result.action, {}, {}, ms};
     if (!result.ok) {
       bool open = e.fail_mode == FailMode::kOpen;
@@ -343,7 +322,7 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
         t.reply = smtp::Reply::make(451, "4.3.0", "Temporary filter failure, try again later");
       }
     } else if (result.action == MG_TEMPFAIL || result.action == MG_REJECT) {
-      t.reply = reply_for(result.action, *call);
+      t.reply = reply_for(result.action, call);
     } else if (result.action == MG_DISCARD && stage < MG_STAGE_MAIL) {
       t.action = MG_REJECT;  // nothing to discard yet: refuse instead
       t.note = "discard before MAIL treated as reject";
@@ -351,13 +330,141 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
     }
     obs::count_plugin_call(e.metrics, t.action, !result.ok, ms);
     if (trace_ != nullptr) trace_->push_back(t);
-    if (stage == MG_STAGE_RESET || stage == MG_STAGE_CLOSE) continue;
-    if (t.action == MG_CONTINUE) continue;
+    if (stage == MG_STAGE_RESET || stage == MG_STAGE_CLOSE) return false;
+    if (t.action == MG_CONTINUE) return false;
     verdict.action = t.action;
     verdict.reply = t.reply;
     verdict.plugin = e.name;
     if (t.action == MG_ACCEPT) verdict.action = MG_CONTINUE;  // the stage passes
-    break;
+    return true;
+  };
+
+  std::shared_ptr<const StageInput> shared_input;  // made on first use by a pool call
+  for (size_t i = 0; i < entries.size();) {
+    const ChainEntry& e = entries[i];
+    if (!has_callback(e.plugin->descriptor(), stage)) {
+      ++i;
+      continue;
+    }
+    if (e.plugin->nonblocking() || pool_ == nullptr) {
+      auto call = make_call(i);
+      auto started = Clock::now();
+      std::string error;
+      int a = guarded_invoke(e, *call, stage, shared_input ? *shared_input : input, &error);
+      CallResult result = check_action(a, error);
+      auto took = Clock::now() - started;
+      if (call->nonblocking && took > e.timeout)
+        MG_LOG_WARNING("plugin {}: non-blocking {} callback took {} ms (timeout {} ms)", e.name,
+                       stage_name(stage),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+                       e.timeout.count());
+      double ms = std::chrono::duration<double, std::milli>(took).count();
+      if (conclude(i, *call, result, ms)) break;
+      ++i;
+      continue;
+    }
+
+    // The run of blocking plugins with a callback for this stage starting at i.
+    std::vector<size_t> run;
+    for (size_t k = i; k < entries.size(); ++k) {
+      if (!has_callback(entries[k].plugin->descriptor(), stage)) continue;
+      if (entries[k].plugin->nonblocking()) break;
+      run.push_back(k);
+    }
+    std::vector<std::shared_ptr<CallContext>> calls;
+    for (size_t k : run) calls.push_back(make_call(k));
+    if (!shared_input) shared_input = std::make_shared<const StageInput>(std::move(input));
+    auto pending = std::make_shared<PendingRun>(run.size());
+    asio::steady_timer timer(executor_);
+    pending->timer = &timer;
+    FinishOnExit finish{pending};
+    pending->slots[0].started.store(Clock::now().time_since_epoch().count());
+    auto job = [chain = chain_, calls, run, pending, shared_input, stage,
+                completions = completions_] {
+      size_t m = 0;
+      for (;; ++m) {
+        const ChainEntry& entry = chain->entries()[run[m]];
+        auto started = Clock::now();
+        PendingRun::Slot& slot = pending->slots[m];
+        slot.action = guarded_invoke(entry, *calls[m], stage, *shared_input, &slot.error);
+        slot.ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+        bool more = m + 1 < run.size() &&
+                    chain_continues(check_action(slot.action, slot.error), entry.fail_mode, stage);
+        if (more) pending->slots[m + 1].started.store(Clock::now().time_since_epoch().count());
+        uint32_t expected = static_cast<uint32_t>(m);
+        uint32_t next = more ? expected + 1 : static_cast<uint32_t>(run.size());
+        // Fails only when the session gave up on plugin m (timeout): stop there.
+        if (!pending->progress.compare_exchange_strong(expected, next,
+                                                       std::memory_order_acq_rel) ||
+            !more)
+          break;
+      }
+      completions->post([pending, m] {
+        if (pending->finished) return;  // the session gave up on us
+        pending->done = true;
+        pending->last = m;
+        pending->timer->cancel();
+      });
+    };
+
+    size_t resume = run.back() + 1;  // where the chain goes on after this run
+    if (!pool_->submit(std::move(job))) {
+      CallResult result;
+      result.failure = "worker pool is full";
+      if (conclude(run[0], *calls[0], result, 0)) break;
+      i = run[0] + 1;
+      continue;
+    }
+    // Wait for the run, re-arming the deadline as the worker moves from plugin to plugin.
+    size_t ran = 0;           // slots [0, ran) hold results to apply
+    bool timed_out = false;   // slot `ran` was abandoned after its timeout
+    for (;;) {
+      uint32_t at = pending->progress.load(std::memory_order_acquire);
+      if (at < run.size()) {
+        auto deadline = Clock::time_point(Clock::duration(pending->slots[at].started.load())) +
+                        entries[run[at]].timeout;
+        if (Clock::now() >= deadline) {
+          uint32_t expected = at;
+          if (pending->progress.compare_exchange_strong(expected, at | PendingRun::kAbandoned,
+                                                        std::memory_order_acq_rel)) {
+            calls[at]->abandoned = true;
+            ran = at;
+            timed_out = true;
+            break;
+          }
+          continue;  // the worker just moved on
+        }
+        timer.expires_at(deadline);
+      } else {
+        timer.expires_at(Clock::time_point::max());  // over: the completion is on its way
+      }
+      std::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      // Nothing below suspends, so no completion can run before `finish` ends the wait.
+      if (pending->done) {
+        ran = pending->last + 1;
+        break;
+      }
+    }
+    bool decided = false;
+    for (size_t m = 0; m < ran && !decided; ++m) {
+      const PendingRun::Slot& slot = pending->slots[m];
+      decided = conclude(run[m], *calls[m], check_action(slot.action, slot.error), slot.ms);
+      resume = run[m] + 1;
+    }
+    if (decided) break;
+    if (timed_out) {
+      const ChainEntry& late = entries[run[ran]];
+      CallResult result;
+      result.failure = "timed out after " + std::to_string(late.timeout.count()) + " ms";
+      double ms = std::chrono::duration<double, std::milli>(
+                      Clock::now() -
+                      Clock::time_point(Clock::duration(pending->slots[ran].started.load())))
+                      .count();
+      if (conclude(run[ran], *calls[ran], result, ms)) break;
+      resume = run[ran] + 1;
+    }
+    i = resume;
   }
   co_return verdict;
 }

@@ -183,6 +183,48 @@ TEST_F(ChainTest, TimeoutFailOpenContinues) {
   EXPECT_EQ(tx_->symbols[0].name, "B");
 }
 
+// Consecutive blocking plugins go to the pool as one job; each keeps its own timeout, counted
+// from its own start: alpha's 300 ms is within its 1000 ms although the run has then taken
+// longer than beta's 200, beta is abandoned after 200 ms of its own, and delta (after beta in
+// the same run) still runs, on a fresh job, while beta sleeps on.
+TEST_F(ChainTest, RunOfBlockingPluginsKeepsEachPluginsTimeout) {
+  auto chain = build({spec("alpha", "eom=sleep:300", FailMode::kTempfail, 1000),
+                      spec("beta", "eom=sleep:3000", FailMode::kOpen, 200),
+                      spec("delta", "eom=symbol:D:1", FailMode::kTempfail, 1000)});
+  auto start = std::chrono::steady_clock::now();
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_EOM, "", &trace);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::milliseconds(2500));
+  EXPECT_GE(took, std::chrono::milliseconds(500));  // alpha's 300 and beta's 200
+  EXPECT_EQ(v.action, MG_CONTINUE);
+  ASSERT_EQ(trace.size(), 3u);
+  EXPECT_EQ(trace[0].plugin, "alpha");
+  EXPECT_EQ(trace[0].note, "");
+  EXPECT_EQ(trace[1].plugin, "beta");
+  EXPECT_NE(trace[1].note.find("timed out after 200 ms; fail mode open"), std::string::npos)
+      << trace[1].note;
+  EXPECT_EQ(trace[2].plugin, "delta");
+  EXPECT_EQ(trace[2].action, MG_CONTINUE);
+  std::lock_guard lock(tx_->mu);
+  ASSERT_EQ(tx_->symbols.size(), 1u);
+  EXPECT_EQ(tx_->symbols[0].plugin, "delta");
+}
+
+// A plugin that decides the stage ends its run: the ones after it are never called.
+TEST_F(ChainTest, RunOfBlockingPluginsStopsAtTheDecidingOne) {
+  auto chain = build({spec("alpha", "mail=symbol:A:1"), spec("beta", "mail=tempfail"),
+                      spec("delta", "mail=symbol:NEVER:1")});
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_MAIL, "a@example.test", &trace);
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+  EXPECT_EQ(v.plugin, "beta");
+  ASSERT_EQ(trace.size(), 2u);
+  std::lock_guard lock(tx_->mu);
+  ASSERT_EQ(tx_->symbols.size(), 1u);
+  EXPECT_EQ(tx_->symbols[0].name, "A");
+}
+
 TEST_F(ChainTest, InvalidActionIsAFailure) {
   auto chain = build({spec("gamma", "helo=invalid", FailMode::kTempfail)});
   std::vector<TraceEntry> trace;
