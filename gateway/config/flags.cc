@@ -37,6 +37,8 @@ DEFINE_uint64(backend_pool_size, 32, "Idle backend connections kept per I/O thre
 DEFINE_double(backend_pool_idle_timeout, 60, "Seconds an idle backend connection is kept");
 DEFINE_bool(xclient, true, "Pass the real client to the backend with XCLIENT when offered");
 DEFINE_bool(xforward, true, "Pass the real client with XFORWARD when offered (and no XCLIENT)");
+DEFINE_string(backend_starttls, "off", "STARTTLS to the backend: 'off', or 'opportunistic' (used "
+              "when the backend offers it; no certificate check)");
 DEFINE_double(shutdown_grace, 30, "Seconds open sessions get to finish after SIGTERM");
 DEFINE_string(spool_dir, "/var/spool/mailgate", "Directory for messages too large for memory");
 DEFINE_uint64(spool_memory_limit, 1048576, "Bytes of one message kept in memory before "
@@ -217,6 +219,12 @@ Expected<GatewayConfig, std::string> from_flags() {
   c.relay.pool_max_idle = FLAGS_backend_pool_size;
   c.relay.use_xclient = FLAGS_xclient;
   c.relay.use_xforward = FLAGS_xforward;
+  if (FLAGS_backend_starttls == "opportunistic") {
+    c.relay.starttls = true;
+  } else if (FLAGS_backend_starttls != "off") {
+    return unexpected(flag_error("backend_starttls", "must be 'off' or 'opportunistic', not '" +
+                                                         FLAGS_backend_starttls + "'"));
+  }
 
   if (!(FLAGS_shutdown_grace >= 0) || FLAGS_shutdown_grace > 3600)
     return unexpected(flag_error("shutdown_grace", "must be between 0 and 3600 seconds"));

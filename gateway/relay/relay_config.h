@@ -23,6 +23,9 @@ struct RelayConfig {
   std::chrono::milliseconds pool_idle_timeout{60'000};    // idle connection closed after
   bool use_xclient = true;                                // when the backend offers it
   bool use_xforward = true;                               // when offered and XCLIENT is not
+  // STARTTLS to the backend when it offers it (opportunistic: no certificate check, a
+  // refused STARTTLS leaves the connection in plaintext, a failed handshake fails the step).
+  bool starttls = false;
 };
 
 }  // namespace mailgate::relay

@@ -15,6 +15,9 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <atomic>
+#include <variant>
+
+#include <openssl/ssl.h>
 #include <cerrno>
 #include <utility>
 
@@ -47,6 +50,19 @@ smtp::Reply refused_introduction() {
 }
 
 long long as_ms(std::chrono::milliseconds d) { return static_cast<long long>(d.count()); }
+
+// One client context for every backend connection of the process: TLS 1.2 or newer, no
+// certificate check (opportunistic TLS, RFC 7435: better than plaintext, no worse).
+asio::ssl::context& client_tls_context() {
+  static asio::ssl::context* ctx = [] {
+    auto* c = new asio::ssl::context(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(c->native_handle(), TLS1_2_VERSION);
+    SSL_CTX_set_options(c->native_handle(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    c->set_verify_mode(asio::ssl::verify_none);
+    return c;
+  }();
+  return *ctx;
+}
 
 }  // namespace
 
@@ -129,10 +145,19 @@ asio::awaitable<std::optional<Failure>> Upstream::write_all(std::string_view byt
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
   timer_.expires_at(deadline);
   std::error_code ec, timer_ec;
-  auto result = co_await (
-      asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec)) ||
-      timer_.async_wait(redirect(timer_ec)));
-  if (result.index() == 1) {
+  bool timed_out = false;
+  if (tls_) {
+    auto r = co_await (
+        asio::async_write(*tls_, asio::buffer(bytes.data(), bytes.size()), redirect(ec)) ||
+        timer_.async_wait(redirect(timer_ec)));
+    timed_out = r.index() == 1;
+  } else {
+    auto r = co_await (
+        asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec)) ||
+        timer_.async_wait(redirect(timer_ec)));
+    timed_out = r.index() == 1;
+  }
+  if (timed_out) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout sending {} (limit {} ms)", what, as_ms(timeout)));
   }
@@ -148,13 +173,19 @@ asio::awaitable<std::optional<Failure>> Upstream::read_more(Deadline deadline,
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
   timer_.expires_at(deadline);
   std::error_code ec, timer_ec;
-  auto result = co_await (socket_.async_read_some(asio::buffer(in_), redirect(ec)) ||
-                          timer_.async_wait(redirect(timer_ec)));
+  std::variant<size_t, std::monostate> result;
+  if (tls_) {
+    result = co_await (tls_->async_read_some(asio::buffer(in_), redirect(ec)) ||
+                       timer_.async_wait(redirect(timer_ec)));
+  } else {
+    result = co_await (socket_.async_read_some(asio::buffer(in_), redirect(ec)) ||
+                       timer_.async_wait(redirect(timer_ec)));
+  }
   if (result.index() == 1) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout waiting for {} (limit {} ms)", what, as_ms(timeout)));
   }
-  if (ec == asio::error::eof) {
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
     co_return fail(Failure::Kind::kLost,
                    fmt::format("connection closed by backend while waiting for {}", what));
   }
@@ -270,7 +301,52 @@ asio::awaitable<Step> Upstream::open() {
     co_return unexpected(fail(Failure::Kind::kUnavailable,
                               fmt::format("EHLO and HELO refused: {}", hello_reply->summary())));
   }
+  if (hello_reply && cfg.starttls && caps_.starttls) {
+    std::optional<Failure> failure = co_await start_tls();
+    if (failure) co_return unexpected(std::move(*failure));
+    if (tls_) {
+      hello_reply = co_await hello(our_name);  // RFC 3207 §4.2: capabilities anew under TLS
+      if (hello_reply && !hello_reply->positive()) {
+        co_return unexpected(fail(Failure::Kind::kUnavailable,
+                                  fmt::format("EHLO after STARTTLS refused: {}",
+                                              hello_reply->summary())));
+      }
+    }
+  }
   co_return hello_reply;
+}
+
+asio::awaitable<std::optional<Failure>> Upstream::start_tls() {
+  Step reply = co_await command("STARTTLS", config_->command_timeout);
+  if (!reply) co_return std::move(reply.error());
+  if (reply->code != 220) {
+    if (reply->closes()) co_return Failure{Failure::Kind::kUnavailable, reply->summary()};
+    // Opportunistic: the backend offered STARTTLS but will not do it now; go on in plaintext.
+    MG_LOG_WARNING("relay#{} {}: STARTTLS refused, continuing without TLS: {}", id_, peer_,
+                   reply->summary());
+    co_return std::nullopt;
+  }
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_,
+                                                                      client_tls_context());
+  timer_.expires_after(config_->command_timeout);
+  std::error_code ec, timer_ec;
+  auto result = co_await (tls_->async_handshake(asio::ssl::stream_base::client, redirect(ec)) ||
+                          timer_.async_wait(redirect(timer_ec)));
+  if (result.index() == 1) {
+    co_return fail(Failure::Kind::kUnavailable,
+                   fmt::format("TLS handshake timeout (limit {} ms)",
+                               as_ms(config_->command_timeout)));
+  }
+  if (ec) {
+    co_return fail(Failure::Kind::kUnavailable,
+                   fmt::format("TLS handshake failed: {}", ec.message()));
+  }
+  SSL* ssl = tls_->native_handle();
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  MG_LOG_DEBUG("relay#{} {}: TLS with the backend: {} with cipher {}", id_, peer_,
+               SSL_get_version(ssl), cipher != nullptr ? SSL_CIPHER_get_name(cipher) : "?");
+  rbuf_.clear();  // nothing the backend sent in plaintext after 220 counts (CVE-2011-0411)
+  co_return std::nullopt;
 }
 
 asio::awaitable<Step> Upstream::hello(std::string_view name) {

@@ -1,5 +1,6 @@
 // relay/upstream.h — one SMTP client connection to the backend MTA.
-// Owns: the TCP socket (TCP_NODELAY), the per-step deadlines of RelayConfig, reading and
+// Owns: the TCP socket (TCP_NODELAY) and, after STARTTLS (RelayConfig::starttls), the TLS
+// layer over it; the per-step deadlines of RelayConfig, reading and
 // validating replies, the backend's EHLO capabilities, the client identity last introduced
 // with XCLIENT, whether a mail transaction is open, and streaming a spooled message
 // dot-stuffed. Any I/O error, timeout or garbage from the backend closes the connection and
@@ -13,6 +14,8 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
@@ -62,7 +65,8 @@ class Upstream {
 
   // Resolves and connects (connect_timeout), reads the 220 greeting (greeting_timeout; any
   // other greeting is a kUnavailable failure) and sends EHLO (HELO if EHLO is refused) with
-  // config.helo_name. Returns the EHLO/HELO reply; a refusal of both is kUnavailable.
+  // config.helo_name; with config.starttls and STARTTLS offered, starts TLS and sends EHLO
+  // again. Returns the EHLO/HELO reply; a refusal of both is kUnavailable.
   asio::awaitable<Step> open();
 
   // Sends EHLO `name`; on a 5xx other than 421 falls back to HELO. Updates caps(). Returns the
@@ -103,6 +107,7 @@ class Upstream {
   // is authenticated(): it must never serve another client.
   asio::awaitable<Step> authenticate(const Credentials& credentials);
   bool authenticated() const { return authenticated_; }
+  bool tls_active() const { return tls_ != nullptr; }
 
   asio::awaitable<Step> rset();
   // Sends QUIT (short deadline, failures only logged at debug level) and closes.
@@ -156,10 +161,13 @@ class Upstream {
   // Logs (warning unless quiet_), closes, and returns the failure.
   Failure fail(Failure::Kind kind, std::string detail);
   std::string own_helo_name() const;
+  // STARTTLS and the client handshake; a failure closes the connection.
+  asio::awaitable<std::optional<Failure>> start_tls();
 
   std::shared_ptr<const RelayConfig> config_;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer timer_;
   std::string peer_;
   uint64_t id_;

@@ -381,5 +381,63 @@ class TlsTest(base.PostfixCase):
         self.wait_delivered(subject)
 
 
+class BackendStarttlsTest(base.PostfixCase):
+    """--backend_starttls=opportunistic against a Postfix offering STARTTLS (smtpd_tls_*)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend_certs = util.make_tempdir("mailgate-backend-cert-")
+        cert, key = tlscert.self_signed(cls.backend_certs, "backend.mailgate.test")
+        os.chmod(key, 0o644)  # read by Postfix's smtpd; a throw-away test key
+        cls.postfix_extra_main = {
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_cert_file": cert,
+            "smtpd_tls_key_file": key,
+            "smtpd_tls_received_header": "yes",
+            "smtpd_tls_loglevel": "1",
+        }
+        try:
+            super().setUpClass()
+        except BaseException:
+            util.remove_tree(cls.backend_certs)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            util.remove_tree(cls.backend_certs)
+
+    def send(self, gw, subject):
+        with smtplib.SMTP(gw.host, gw.port, timeout=15) as s:
+            body = f"To: <{base.USER}>\r\nSubject: {subject}\r\n\r\nto the backend\r\n"
+            self.assertEqual(s.sendmail("sender@example.org", [base.USER], body.encode()), {})
+        return self.wait_delivered(subject)
+
+    def test_opportunistic_starttls_to_the_backend(self):
+        gw = self.start_gateway(flags=["--backend_starttls=opportunistic"])
+        raw = self.send(gw, f"backend tls {uuid.uuid4()}")
+        theirs = [r for r in unfolded_fields(raw, "Received") if "by backend.mailgate.test" in r]
+        self.assertEqual(len(theirs), 1, raw)
+        self.assertRegex(theirs[0], r"\(using TLSv1\.3 with cipher \S+")
+        # XCLIENT after STARTTLS still introduced the real client.
+        self.assertIn("[127.0.0.1]", theirs[0])
+        self.assertIn("Anonymous TLS connection established from", self.postfix.maillog())
+
+    def test_off_by_default(self):
+        gw = self.start_gateway()
+        raw = self.send(gw, f"backend plain {uuid.uuid4()}")
+        theirs = [r for r in unfolded_fields(raw, "Received") if "by backend.mailgate.test" in r]
+        self.assertNotIn("using TLS", theirs[0])
+
+    def test_bad_flag_value(self):
+        p = subprocess.run([base.require_binary(), "--backend_starttls=required",
+                            "--dns_servers=none"], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--backend_starttls: must be 'off' or 'opportunistic', not 'required'",
+                      p.stdout + p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

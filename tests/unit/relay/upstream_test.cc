@@ -223,6 +223,10 @@ TEST(Capabilities, MinimalServerAndSizeWithoutLimit) {
   EXPECT_FALSE(c.xclient);
   EXPECT_FALSE(c.xforward);
   EXPECT_FALSE(c.smtputf8);
+  EXPECT_TRUE(c.auth);
+  EXPECT_TRUE(c.auth_offers("plain"));
+  EXPECT_TRUE(c.auth_offers("LOGIN"));
+  EXPECT_FALSE(c.auth_offers("CRAM-MD5"));
   // The first line is the server's name, never a keyword.
   r.lines = {"PIPELINING"};
   EXPECT_FALSE(parse_ehlo_reply(r).pipelining);
