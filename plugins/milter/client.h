@@ -114,7 +114,8 @@ class MilterClient {
  private:
   Verdict fail(std::string reason);
   bool active_in_transaction() const;
-  std::string send_macros(MacroStage stage, char for_command, const MacroSource& macros);
+  // The 'D' packet for `for_command` with the macros the milter wants; "" when none has a value.
+  std::string macro_packet(MacroStage stage, char for_command, const MacroSource& macros) const;
   // Sends `packet` (after its macros) unless `no_flag` was negotiated, then reads the reply
   // unless `nr_flag` was; `final_stage` true for connect/helo (accept ends the session).
   Verdict command(std::string_view packet, MacroStage stage, char for_command,

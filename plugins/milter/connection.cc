@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -111,6 +112,12 @@ std::string Connection::open(const Endpoint& endpoint, std::chrono::milliseconds
   }
   fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return "socket(): " + errno_text(errno);
+  tcp_ = family != AF_UNIX;
+  if (tcp_) {
+    // Each command is one write followed by a wait for the answer: send it at once.
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
   if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), addr_len) != 0) {
     if (errno != EINPROGRESS) {
       const int err = errno;
@@ -168,6 +175,16 @@ std::string Connection::read(Packet* out, std::chrono::milliseconds timeout) {
         break;
     }
     char buf[16384];
+#ifdef TCP_QUICKACK
+    // Acknowledge at once: a milter writing its end-of-message answer as several packets
+    // (libmilter: each modification, then the verdict) with Nagle's algorithm on waits for our
+    // ACK before the next one, and a delayed ACK costs 40 ms (measured with opendkim: 42 ms at
+    // end of message without this, 1 ms with it). Linux resets the flag, so set it each time.
+    if (tcp_) {
+      const int one = 1;
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
+#endif
     const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
     if (n > 0) {
       reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)));

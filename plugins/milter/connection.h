@@ -50,6 +50,7 @@ class Connection {
 
  private:
   int fd_ = -1;
+  bool tcp_ = false;  // TCP (not a unix socket): TCP_NODELAY and TCP_QUICKACK apply
   PacketReader reader_;
 };
 

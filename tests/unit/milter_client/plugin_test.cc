@@ -111,6 +111,15 @@ class FakeMilter {
     return out;
   }
   int connections() const { return connections_.load(); }
+  // Waits (up to 5 s) until `command` arrived: commands without an answer (QUIT, ABORT) may
+  // still be on their way when the plugin returns.
+  bool wait_for(char command) const {
+    for (int i = 0; i < 500; ++i) {
+      if (commands().find(command) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
 
  private:
   bool wait_readable(int fd) {
@@ -455,6 +464,7 @@ TEST_F(MilterPlugin, RejectAndDiscardAndAcceptAndAbort) {
   EXPECT_EQ(run_message(plugin, s, kMessage), MG_DISCARD);
   run_reset(plugin, s);
   run_close(plugin, s);
+  EXPECT_TRUE(milter.wait_for('Q'));
   std::string commands;
   for (const Received& r : milter.received())
     if (r.command != 'D') commands += r.command;
@@ -471,6 +481,7 @@ TEST_F(MilterPlugin, MailWithoutResetAbortsTheOpenTransactionFirst) {
   EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
   EXPECT_EQ(run_mail(plugin, s, "b@example.org"), MG_CONTINUE);
   run_close(plugin, s);
+  EXPECT_TRUE(milter.wait_for('Q'));
   std::string commands;
   for (const Received& r : milter.received())
     if (r.command != 'D') commands += r.command;
