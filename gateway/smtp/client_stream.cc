@@ -205,13 +205,17 @@ asio::awaitable<std::string> ClientStream::start_tls(
   co_await tls_->async_handshake(asio::ssl::stream_base::server,
                                  asio::redirect_error(asio::use_awaitable, ec));
   disarm();
-  if (cancelled_) co_return "cancelled";
-  if (watch_->timed_out) co_return "handshake timeout";
-  if (ec) {
-    std::string why = ec.message();  // for OpenSSL errors, the reason string
-    co_return why.empty() ? std::string("handshake failed") : why;
+  std::string why;
+  if (cancelled_) {
+    why = "cancelled";
+  } else if (watch_->timed_out) {
+    why = "handshake timeout";
+  } else if (ec) {
+    why = ec.message();  // for OpenSSL errors, the reason string
+    if (why.empty()) why = "handshake failed";
   }
-  co_return std::string();
+  if (!why.empty()) tls_.reset();  // no TLS session: the connection is only closed now
+  co_return why;
 }
 
 asio::awaitable<void> ClientStream::shutdown_tls(std::chrono::milliseconds timeout) {

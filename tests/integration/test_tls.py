@@ -416,7 +416,8 @@ class BackendStarttlsTest(base.PostfixCase):
         return self.wait_delivered(subject)
 
     def test_opportunistic_starttls_to_the_backend(self):
-        gw = self.start_gateway(flags=["--backend_starttls=opportunistic"])
+        # One I/O thread: one pool, so the second message can reuse the first connection.
+        gw = self.start_gateway(flags=["--backend_starttls=opportunistic", "--threads=1"])
         raw = self.send(gw, f"backend tls {uuid.uuid4()}")
         theirs = [r for r in unfolded_fields(raw, "Received") if "by backend.mailgate.test" in r]
         self.assertEqual(len(theirs), 1, raw)
@@ -424,6 +425,11 @@ class BackendStarttlsTest(base.PostfixCase):
         # XCLIENT after STARTTLS still introduced the real client.
         self.assertIn("[127.0.0.1]", theirs[0])
         self.assertIn("Anonymous TLS connection established from", self.postfix.maillog())
+        # The TLS connection goes back to the pool: a second message reuses it.
+        before = self.postfix.maillog().count("Anonymous TLS connection established from")
+        self.send(gw, f"backend tls again {uuid.uuid4()}")
+        self.assertEqual(
+            self.postfix.maillog().count("Anonymous TLS connection established from"), before)
 
     def test_off_by_default(self):
         gw = self.start_gateway()
