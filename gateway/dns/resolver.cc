@@ -17,6 +17,8 @@
 // re-armed before the reactor looks at the descriptor again.
 #include "dns/resolver.h"
 
+#include "dns/answer_cache.h"
+
 #include <pthread.h>
 #include <unbound.h>
 #include <unistd.h>
@@ -201,6 +203,9 @@ class Resolver::Impl {
   void cancel(uint64_t id);
   ResolverMetrics metrics() const;
   const ResolverConfig& config() const { return config_; }
+  // Final answers of blocking queries, reused on the caller's thread until their TTL ends.
+  AnswerCache& answers() { return answers_; }
+  void count_cached(const Result& result);  // a blocking query answered from answers()
 
  private:
   enum class End { kAnswered, kTimedOut, kCancelled, kShutDown };
@@ -252,8 +257,10 @@ class Resolver::Impl {
     std::atomic<uint64_t> ok{0}, nxdomain{0}, nodata{0}, tempfail{0}, error{0};
     std::atomic<uint64_t> timeouts{0}, cancelled{0};
     std::array<std::atomic<uint64_t>, 5> latency{};
+    std::atomic<uint64_t> cache_hits{0};
   };
   Counters counters_;
+  AnswerCache answers_;
 };
 
 void Resolver::Impl::start_thread() {
@@ -466,6 +473,20 @@ void Resolver::Impl::watch_fd() {
   });
 }
 
+void Resolver::Impl::count_cached(const Result& result) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  counters_.cache_hits.fetch_add(1, relaxed);
+  counters_.sync_queries.fetch_add(1, relaxed);
+  switch (result.status) {
+    case Status::kOk: counters_.ok.fetch_add(1, relaxed); break;
+    case Status::kNxDomain: counters_.nxdomain.fetch_add(1, relaxed); break;
+    case Status::kNoData: counters_.nodata.fetch_add(1, relaxed); break;
+    case Status::kTempfail: counters_.tempfail.fetch_add(1, relaxed); break;
+    case Status::kError: counters_.error.fetch_add(1, relaxed); break;
+  }
+  counters_.latency[0].fetch_add(1, relaxed);
+}
+
 ResolverMetrics Resolver::Impl::metrics() const {
   constexpr auto relaxed = std::memory_order_relaxed;
   ResolverMetrics m;
@@ -481,6 +502,7 @@ ResolverMetrics Resolver::Impl::metrics() const {
   m.timeouts = counters_.timeouts.load(relaxed);
   m.cancelled = counters_.cancelled.load(relaxed);
   for (size_t i = 0; i < m.latency.size(); ++i) m.latency[i] = counters_.latency[i].load(relaxed);
+  m.cache_hits = counters_.cache_hits.load(relaxed);
   return m;
 }
 
@@ -531,6 +553,10 @@ Resolver::Resolver(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Resolver::~Resolver() { impl_->shutdown(); }
 
 Result Resolver::resolve(std::string_view name, RRType type) {
+  if (std::optional<Result> cached = impl_->answers().get(name, type, Clock::now())) {
+    impl_->count_cached(*cached);
+    return std::move(*cached);
+  }
   auto waiter = std::make_shared<SyncWaiter>();
   impl_->start(std::string(name), type, /*sync=*/true, std::make_unique<SyncCompletion>(waiter));
   std::unique_lock lock(waiter->mu);
@@ -539,7 +565,9 @@ Result Resolver::resolve(std::string_view name, RRType type) {
   const auto limit = impl_->config().timeout + std::chrono::seconds(5);
   if (!waiter->cv.wait_for(lock, limit, [&] { return waiter->result.has_value(); }))
     return failure(Status::kTempfail, "resolver thread did not answer");
-  return std::move(*waiter->result);
+  Result result = std::move(*waiter->result);
+  impl_->answers().put(name, type, result, Clock::now());
+  return result;
 }
 
 uint64_t Resolver::start(std::string name, RRType type, bool sync,
