@@ -170,8 +170,8 @@ Verdict MilterClient::read_reply(bool session_stage, bool body_stage) {
           return v;
         }
         // A refusal ends the transaction for this milter (rcpt() reopens it: a refused
-        // recipient is only that one); a refused connection or HELO ends the session's
-        // conversation.
+        // recipient is only that one); a refused connection ends the session's conversation
+        // (helo() reopens it: a refused HELO is only that command).
         state_ = session_stage ? State::kSessionDone : State::kTxDone;
         return v;
       }
@@ -264,9 +264,15 @@ Verdict MilterClient::connect(const MacroSource& macros, std::string_view hostna
 
 Verdict MilterClient::helo(const MacroSource& macros, std::string_view name) {
   switch (state_) {
-    case State::kSession:
-      return command(encode_helo(name), MacroStage::kHelo, cmd::kHelo, &macros, proto::kNoHelo,
-                     proto::kNrHelo, true, false);
+    case State::kSession: {
+      Verdict v = command(encode_helo(name), MacroStage::kHelo, cmd::kHelo, &macros, proto::kNoHelo,
+                          proto::kNrHelo, true, false);
+      // A refused HELO refuses that command only: the client may send another.
+      if ((v.kind == Verdict::Kind::kReject || v.kind == Verdict::Kind::kTempFail) &&
+          state_ == State::kSessionDone && conn_.is_open())
+        state_ = State::kSession;
+      return v;
+    }
     case State::kFailed:
       return fail(failure_);
     case State::kSessionDone:

@@ -668,6 +668,28 @@ TEST_F(MilterPlugin, SkipStopsTheBody) {
   run_close(plugin, s);
 }
 
+TEST_F(MilterPlugin, RefusedHeloRefusesThatCommandOnly) {
+  FakeMilter milter([](const Received& r) -> std::string {
+    if (r.command == 'O') return optneg(0, 0);
+    if (r.command == 'D') return "";
+    if (r.command == 'H' && r.data == "bad.example\0"s) return pkt('y', "550 5.7.1 Bad HELO\0"s);
+    return pkt('c');
+  });
+  LoadedPlugin plugin = load(settings(milter.socket()));
+  FakeSession s(host_);
+  EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(run_helo(plugin, s, "bad.example"), MG_REJECT);
+  EXPECT_EQ(s.reply()->text, "Bad HELO");
+  EXPECT_EQ(run_helo(plugin, s, "good.example"), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+  run_close(plugin, s);
+  EXPECT_TRUE(milter.wait_for('Q'));
+  std::string commands;
+  for (const Received& r : milter.received())
+    if (r.command != 'D') commands += r.command;
+  EXPECT_EQ(commands, "OCHHMQ");
+}
+
 TEST_F(MilterPlugin, ConnectionRefusedByMilterRefusesTheSession) {
   FakeMilter milter([](const Received& r) -> std::string {
     if (r.command == 'O') return optneg(0, 0);
