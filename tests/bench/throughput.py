@@ -10,7 +10,9 @@ of --size payload octets (4 KB) at each concurrency of --concurrency (1, 20, 100
      memory);
   4. through Haraka (npm package Haraka, installed into --cache) forwarding to the same sink
      with queue/smtp_forward, when npm can install it; else "Haraka: not installed".
-For each: messages/s, the ratio to the ceiling and to Haraka at the same concurrency, p50/p99
+The targets take turns at each concurrency (so the machine's other load hits them alike),
+--repeat times (2), and the fastest run of each is kept; a target too slow to take --messages
+within --max-run-seconds gets fewer (a 100-message pilot tells). For each: messages/s, the ratio to the ceiling and to Haraka at the same concurrency, p50/p99
 transaction latency (a probe client timing MAIL FROM .. the end-of-data reply while the load
 runs; see mgbench/load.py), the server's CPU per message (utime+stime from /proc/PID/stat over
 the run ÷ messages) and its peak RSS (VmHWM). The issue's targets are checked and printed;
@@ -140,34 +142,74 @@ class Row:
         self.errors = probe.errors
 
 
-def measure(name, host, port, pid, args, failures):
-    """smtp-source at each concurrency (after a warm-up) with the latency probe alongside."""
-    rows = []
-    code = load.smtp_source(host, port, 20, args.warmup, args.size, SENDER, RECIPIENT, HELO,
+class Target:
+    """One thing smtp-source sends to: its name, where it listens, the process whose CPU and
+    memory count, how many messages it was sent."""
+
+    def __init__(self, key, name, host, port, pid):
+        self.key, self.name, self.host, self.port, self.pid = key, name, host, port, pid
+        self.sent = 0
+
+
+def warm_up(t, args, failures):
+    code = load.smtp_source(t.host, t.port, 20, args.warmup, args.size, SENDER, RECIPIENT, HELO,
                             args.run_timeout)[1]
     if code != 0:
-        failures.append(f"{name}: warm-up smtp-source exit {code}")
-    sent = args.warmup
+        failures.append(f"{t.name}: warm-up smtp-source exit {code}")
+    t.sent += args.warmup
+
+
+def run_size(t, sessions, args, failures):
+    """How many messages a run at `sessions` sends: --messages, or fewer for a target so slow
+    that they would take longer than --max-run-seconds (a pilot of 100 messages tells)."""
+    pilot = min(100, args.messages)
+    seconds, code, _ = load.smtp_source(t.host, t.port, sessions, pilot, args.size, SENDER,
+                                        RECIPIENT, HELO, args.run_timeout)
+    t.sent += pilot
+    if code != 0:
+        failures.append(f"{t.name}: pilot run at {sessions} sessions: smtp-source exit {code}")
+    affordable = int(pilot / max(seconds, 1e-6) * args.max_run_seconds)
+    return max(pilot, min(args.messages, affordable))
+
+
+def run_once(t, sessions, messages, args, failures):
+    """One smtp-source run at `sessions` with the latency probe alongside; a Row."""
+    probe = load.LatencyProbe(t.host, t.port, SENDER, RECIPIENT, args.size, args.probe_interval,
+                              HELO).start_and_wait()
+    cpu0 = procstat.cpu_seconds(t.pid)
+    seconds, code, out = load.smtp_source(t.host, t.port, sessions, messages, args.size,
+                                          SENDER, RECIPIENT, HELO, args.run_timeout)
+    cpu1 = procstat.cpu_seconds(t.pid)
+    probe.stop()
+    if code != 0:
+        failures.append(f"{t.name} at {sessions} sessions: smtp-source exit {code}: "
+                        f"{out.strip()[-500:]}")
+    failures.extend(f"{t.name} at {sessions} sessions: {e}" for e in probe.errors)
+    t.sent += messages + probe.messages
+    row = Row(t.name, sessions, messages, seconds, cpu1 - cpu0, probe)
+    print(f"  {t.name:<22} {sessions:>4} sessions  {messages:>6} msgs  {row.rate:8.0f} msg/s"
+          f"  p50 {fmt(row.p50, '.2f')} ms  p99 {fmt(row.p99, '.2f')} ms"
+          f"  cpu {fmt(row.cpu_us, '.0f')} us/msg", flush=True)
+    return row
+
+
+def measure(targets, args, failures):
+    """Every target at each concurrency, the targets taking turns (so a change in the machine's
+    load hits them alike), --repeat times; the fastest run of each is kept."""
+    for t in targets:
+        warm_up(t, args, failures)
+    rows = {t.key: [] for t in targets}
     for sessions in args.concurrency:
-        messages = args.messages
-        probe = load.LatencyProbe(host, port, SENDER, RECIPIENT, args.size, args.probe_interval,
-                                  HELO).start_and_wait()
-        cpu0 = procstat.cpu_seconds(pid) if pid else None
-        seconds, code, out = load.smtp_source(host, port, sessions, messages, args.size, SENDER,
-                                              RECIPIENT, HELO, args.run_timeout)
-        cpu1 = procstat.cpu_seconds(pid) if pid else None
-        probe.stop()
-        if code != 0:
-            failures.append(f"{name} at {sessions} sessions: smtp-source exit {code}: "
-                            f"{out.strip()[-500:]}")
-        failures.extend(f"{name} at {sessions} sessions: {e}" for e in probe.errors)
-        row = Row(name, sessions, messages, seconds, cpu1 - cpu0 if pid else None, probe)
-        rows.append(row)
-        sent += messages + probe.messages
-        print(f"  {name:<22} {sessions:>4} sessions  {messages:>6} msgs  {row.rate:8.0f} msg/s"
-              f"  p50 {fmt(row.p50, '.2f')} ms  p99 {fmt(row.p99, '.2f')} ms"
-              f"  cpu {fmt(row.cpu_us, '.0f')} us/msg", flush=True)
-    return rows, sent
+        best = {}
+        size = {t.key: run_size(t, sessions, args, failures) for t in targets}
+        for _ in range(args.repeat):
+            for t in targets:
+                row = run_once(t, sessions, size[t.key], args, failures)
+                if t.key not in best or row.rate > best[t.key].rate:
+                    best[t.key] = row
+        for t in targets:
+            rows[t.key].append(best[t.key])
+    return rows
 
 
 def fmt(value, spec, missing="-"):
@@ -177,58 +219,50 @@ def fmt(value, spec, missing="-"):
 def throughput(args, host, sink, workdir, mailgate, mailgatectl, plugin_dir, failures):
     from dnstest import UnboundServer  # the integration tests' unbound harness
     plain_db, full_db = make_policies(mailgatectl, workdir)
-    results = {}    # target -> (rows, peak RSS KiB)
     common = ["--max_connections=4000", "--max_connections_per_ip=4000", "--log_level=info"]
-
-    print(f"ceiling: smtp-source -> smtp-sink {sink.host}:{sink.port}", flush=True)
-    direct_host = sink.host
-    rows, _ = measure("smtp-sink (direct)", direct_host, sink.port, sink.pid, args, failures)
-    results["direct"] = (rows, None)
-
-    for name, db, extra, dns_needed in (("mailgate (no plugins)", plain_db, [], False),
-                                        ("mailgate (full chain)", full_db, [], True)):
-        dns = UnboundServer(zones()).start() if dns_needed else None
-        try:
-            flags = common + extra
-            if dns:
-                flags.append(f"--dns_servers={dns.forwarder}")
-            tag = "plain" if db == plain_db else "full"
-            gw = Gateway(mailgate, workdir, tag, f"{sink.host}:{sink.port}", db, plugin_dir, host,
+    started = []   # processes to stop, last first
+    targets = [Target("direct", "smtp-sink (direct)", sink.host, sink.port, sink.pid)]
+    gateways = {}
+    try:
+        dns = UnboundServer(zones()).start()
+        started.append(dns)
+        for key, name, db, flags in (
+                ("plain", "mailgate (no plugins)", plain_db, common),
+                ("full", "mailgate (full chain)", full_db,
+                 common + [f"--dns_servers={dns.forwarder}"])):
+            gw = Gateway(mailgate, workdir, key, f"{sink.host}:{sink.port}", db, plugin_dir, host,
                          flags)
-            try:
-                if db == full_db:
-                    want = f"{len(FULL_CHAIN)} plugin instances"
-                    deadline = time.monotonic() + 20
-                    while want not in gw.log() and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    if want not in gw.log():
-                        raise RuntimeError(f"the full chain did not load ({want}); log "
-                                           f"{gw.log_path}:\n{gw.log()[-3000:]}")
-                print(f"{name}: {host}:{gw.port} -> sink", flush=True)
-                rows, sent = measure(name, host, gw.port, gw.pid, args, failures)
-                peak = procstat.peak_rss_kib(gw.pid)
-                results[tag] = (rows, peak)
-            finally:
-                gw.stop()
-            accepted = gw.count(r"status=accepted")
-            if accepted != sent:
-                failures.append(f"{name}: {sent} messages sent, {accepted} logged accepted "
-                                f"(log {gw.log_path})")
-        finally:
-            if dns:
-                dns.stop()
-
-    harakabin = None if args.no_haraka else install_haraka(args.cache, HARAKA_VERSION)
-    if harakabin:
-        hk = Haraka(harakabin, workdir, host, sink, DOMAIN)
-        try:
-            print(f"Haraka: {host}:{hk.port} -> sink", flush=True)
-            rows, _ = measure("Haraka", host, hk.port, hk.pid, args, failures)
-            results["haraka"] = (rows, procstat.peak_rss_kib(hk.pid))
-        finally:
-            hk.stop()
-    else:
-        print("Haraka: not installed" + (" (--no-haraka)" if args.no_haraka else ""), flush=True)
+            started.append(gw)
+            gateways[key] = gw
+            targets.append(Target(key, name, host, gw.port, gw.pid))
+        want = f"{len(FULL_CHAIN)} plugin instances"
+        deadline = time.monotonic() + 20
+        while want not in gateways["full"].log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if want not in gateways["full"].log():
+            raise RuntimeError(f"the full chain did not load ({want}); log "
+                               f"{gateways['full'].log_path}:\n{gateways['full'].log()[-3000:]}")
+        harakabin = None if args.no_haraka else install_haraka(args.cache, HARAKA_VERSION)
+        if harakabin:
+            hk = Haraka(harakabin, workdir, host, sink, DOMAIN)
+            started.append(hk)
+            targets.append(Target("haraka", "Haraka", host, hk.port, hk.pid))
+        else:
+            print("Haraka: not installed" + (" (--no-haraka)" if args.no_haraka else ""))
+        for t in targets:
+            print(f"{t.name}: {t.host}:{t.port}" + ("" if t.key == "direct" else " -> sink"))
+        rows = measure(targets, args, failures)
+        results = {t.key: (rows[t.key], None if t.key == "direct" else
+                           procstat.peak_rss_kib(t.pid)) for t in targets}
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+    for t in targets:
+        if t.key in gateways:
+            accepted = gateways[t.key].count(r"status=accepted")
+            if accepted != t.sent:
+                failures.append(f"{t.name}: {t.sent} messages sent, {accepted} logged accepted "
+                                f"(log {gateways[t.key].log_path})")
     report(results, args)
 
 
@@ -236,8 +270,9 @@ def report(results, args):
     ceiling = {r.sessions: r.rate for r in results["direct"][0]}
     haraka = {r.sessions: r.rate for r in results.get("haraka", ([], None))[0]}
     print()
-    print(f"{args.size}-octet messages, {args.messages} per run; latency from "
-          f"{'a probe every %g s' % args.probe_interval}")
+    print(f"{args.size}-octet messages, up to {args.messages} per run (fewer for a target that "
+          f"would take over {args.max_run_seconds:g} s), fastest of {args.repeat} runs; latency "
+          f"from a probe every {args.probe_interval:g} s")
     print(f"{'target':<22} {'sess':>4} {'msg/s':>8} {'/ceiling':>8} {'/Haraka':>8} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>10}")
     for key in ("direct", "plain", "full", "haraka"):
@@ -321,6 +356,11 @@ def main():
     ap.add_argument("--plugin-dir", help="built plugins (default: beside --mailgate's build)")
     ap.add_argument("--messages", type=int, default=5000, help="messages per run (5000)")
     ap.add_argument("--warmup", type=int, default=300, help="messages before measuring (300)")
+    ap.add_argument("--max-run-seconds", type=float, default=10,
+                    help="fewer messages for a target too slow to take --messages in this "
+                         "time (10)")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs per target and concurrency, the fastest kept (2)")
     ap.add_argument("--concurrency", default="1,20,100", help="sessions per run (1,20,100)")
     ap.add_argument("--size", type=int, default=4096, help="payload octets per message (4096)")
     ap.add_argument("--probe-interval", type=float, default=0.01,
@@ -336,7 +376,7 @@ def main():
                          "no Haraka: checks the script works, says nothing about speed")
     args = ap.parse_args()
     if args.smoke:
-        args.messages, args.warmup, args.concurrency = 200, 20, "1,20"
+        args.messages, args.warmup, args.concurrency, args.repeat = 200, 20, "1,20", 1
         args.no_haraka, args.idle_sessions = True, min(args.idle_sessions, 300)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
 
