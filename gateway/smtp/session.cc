@@ -769,6 +769,7 @@ asio::awaitable<Reply> Session::apply_envelope_edits() {
 
 asio::awaitable<void> Session::end_transaction_for_plugins() {
   co_await run_stage(MG_STAGE_RESET);
+  plugin_calls_.clear();  // the trace keeps plugin calls per transaction (obs/session_trace)
   std::lock_guard lock(tx_context_->mu);
   tx_context_->reset_transaction();
 }

@@ -1,17 +1,22 @@
 """Prometheus metrics on --metrics_listen (gateway/obs/), end to end: a gateway with the access
 and spamscore plugins in front of a real Postfix takes accepted, refused and over-the-limit
-traffic, and GET /metrics shows every family moving: connections (open, total, refused by
+traffic (and a dkim plugin whose key lookups the resolver answers from a local zone), and
+GET /metrics shows every family moving: connections (open, total, refused by
 limit), transactions by outcome, replies by class, refusals by stage, per-plugin verdicts and
 latency histograms, backend connects and reply latency, spool bytes, DNS, build info. A second
 gateway whose backend is down shows backend connect errors. The listener answers 404/405 and
 closes each connection. Flag errors name the flag."""
 
+import os
 import socket
 import subprocess
 import unittest
 
+from dnstest.zones import txt
 from mgtest import base, util
 from mgtest.gateway import Gateway
+from mgtest.policyctl import PolicyCtl, builtin_plugin
+from mgtest.smtpclient import message_data
 from mgtest.obsclient import (BLOCKED, GTUBE, http_request, metrics_address, parse_prometheus,
                               policy_with_plugins, send)
 
@@ -82,6 +87,48 @@ class MetricsTest(base.PostfixCase):
         self.assertIn('mailgate_dns_queries_total{mode="async"}', m)
         self.assertIn("mailgate_dns_cache_hit_ratio", m)
         self.assertIn('mailgate_backend_errors_total{kind="unavailable"}', m)
+
+    def test_dns_figures_come_from_the_resolver(self):
+        # The dkim plugin looks up the signing key of a DKIM-Signature; the gateway's resolver
+        # answers from a local zone (--dns_servers=none: no query leaves the process).
+        d = util.make_tempdir("mailgate-obs-dns-")
+        self.addCleanup(util.remove_tree, d)
+        zones = os.path.join(d, "zones.conf")
+        with open(zones, "w") as f:
+            f.write('local-zone: "signer.test." static\n' +
+                    txt("sel._domainkey.signer.test.", "v=DKIM1; p=") + "\n")
+        ctl = PolicyCtl(os.path.join(d, "policy.db"))
+        ctl.init()
+        ctl("policy", "domain", "add", base.DOMAIN)
+        ctl("policy", "plugin", "add", "--name", "dkim", "--path", builtin_plugin("dkim"),
+            "--fail-mode", "open", "--timeout-ms", "5000")
+        gw = self.start_gateway(flags=[f"--policy_db={ctl.db}", "--metrics_listen=127.0.0.1:0",
+                                       f"--dns_local_zones={zones}"])
+        gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 1 plugin instances\)")
+        addr = metrics_address(gw)
+        signature = ("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=signer.test; "
+                     "s=sel; h=from:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; "
+                     "b=AAAA\r\n")
+        for i in range(2):
+            c = self.connect(gw)
+            self.assertEqual(c.cmd("EHLO client.example").code, 250)
+            self.assertEqual(c.cmd("MAIL FROM:<a@signer.test>").code, 250)
+            self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+            self.assertEqual(c.cmd("DATA").code, 354)
+            c.data(message_data((signature + f"From: a@signer.test\r\nSubject: dns-{i}\r\n"
+                                 "\r\nhello\r\n").encode()))
+            c.quit()
+        m = parse_prometheus(http_request(addr, "/metrics")[2])
+        queries = m['mailgate_dns_queries_total{mode="sync"}'] + \
+            m['mailgate_dns_queries_total{mode="async"}']
+        self.assertGreaterEqual(queries, 2)
+        answers = sum(v for k, v in m.items() if k.startswith("mailgate_dns_answers_total"))
+        self.assertEqual(answers, m["mailgate_dns_query_seconds_count"])
+        self.assertGreaterEqual(answers, 2)
+        self.assertEqual(m['mailgate_dns_query_seconds_bucket{le="+Inf"}'], answers)
+        self.assertAlmostEqual(m["mailgate_dns_cache_hit_ratio"],
+                               m["mailgate_dns_cache_hits_total"] / answers, places=6)
+        self.assertEqual(m["mailgate_dns_in_flight"], 0)
 
     def test_backend_down_counts_connect_errors(self):
         port = util.free_port()  # nothing listens there
