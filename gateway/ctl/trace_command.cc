@@ -7,7 +7,6 @@
 
 #include <cstdlib>
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 
 #include "ctl/commands.h"
@@ -18,9 +17,7 @@ namespace {
 
 constexpr std::string_view kDefaultTracePath = "/var/lib/mailgate/trace.db";
 
-int64_t now_ms() {
-  return static_cast<int64_t>(std::time(nullptr)) * 1000;
-}
+int64_t now_ms() { return static_cast<int64_t>(std::time(nullptr)) * 1000; }
 
 // "30m", "2h", "7d", "45s" (that long ago); Unix seconds; or UTC "YYYY-MM-DD[THH:MM[:SS]][Z]".
 std::optional<int64_t> parse_time(std::string_view text) {
@@ -63,12 +60,12 @@ std::string iso_time(int64_t ms) {
 nlohmann::ordered_json to_json(const obs::TraceRecord& r) {
   nlohmann::ordered_json symbols = nlohmann::ordered_json::array();
   for (const obs::TraceSymbol& s : r.symbols)
-    symbols.push_back({{"name", s.name}, {"score", s.score}, {"detail", s.detail},
-                       {"plugin", s.plugin}});
+    symbols.push_back(
+        {{"name", s.name}, {"score", s.score}, {"detail", s.detail}, {"plugin", s.plugin}});
   nlohmann::ordered_json actions = nlohmann::ordered_json::array();
   for (const obs::TraceAction& a : r.actions) {
-    nlohmann::ordered_json o = {{"plugin", a.plugin}, {"stage", a.stage}, {"action", a.action},
-                                {"ms", a.ms}};
+    nlohmann::ordered_json o = {
+        {"plugin", a.plugin}, {"stage", a.stage}, {"action", a.action}, {"ms", a.ms}};
     if (!a.reply.empty()) o["reply"] = a.reply;
     if (!a.note.empty()) o["note"] = a.note;
     actions.push_back(std::move(o));
@@ -116,8 +113,8 @@ void print_human(Context& ctx, const obs::TraceRecord& r) {
     ctx.out << fmt::format("  symbol:     {} {:+.2f}{}{} ({})\n", s.name, s.score,
                            s.detail.empty() ? "" : " ", s.detail, s.plugin);
   for (const obs::TraceAction& a : r.actions) {
-    std::string line = fmt::format("  plugin:     {} {} {} {:.3f} ms", a.plugin, a.stage,
-                                   a.action, a.ms);
+    std::string line =
+        fmt::format("  plugin:     {} {} {} {:.3f} ms", a.plugin, a.stage, a.action, a.ms);
     if (!a.reply.empty()) line += " \"" + a.reply + "\"";
     if (!a.note.empty()) line += " (" + a.note + ")";
     ctx.out << line << "\n";
@@ -146,7 +143,8 @@ int run_trace(Context& ctx, const Args& args) {
       *q.status != "discarded" && *q.status != "aborted")
     return usage_error(ctx, "--status: '" + *q.status +
                                 "' is not one of accepted, rejected, tempfail, discarded, aborted");
-  for (auto [option, target] : {std::pair{"--since", &q.since_ms}, std::pair{"--until", &q.until_ms}}) {
+  for (auto [option, target] :
+       {std::pair{"--since", &q.since_ms}, std::pair{"--until", &q.until_ms}}) {
     if (auto v = args.value(option)) {
       auto t = parse_time(*v);
       if (!t)

@@ -1,16 +1,16 @@
 // obs/http_server.cc — see http_server.h.
 #include "obs/http_server.h"
 
+#include <fmt/format.h>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/ip/v6_only.hpp>
 #include <asio/read_until.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/ip/v6_only.hpp>
 #include <asio/write.hpp>
-
-#include <fmt/format.h>
 
 #include "log/log.h"
 
@@ -19,15 +19,24 @@ namespace {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Unknown";
 }
@@ -188,9 +197,7 @@ asio::ip::tcp::endpoint HttpServer::local_endpoint() const {
   return state_->acceptor.local_endpoint(ec);
 }
 
-void HttpServer::start() {
-  asio::co_spawn(state_->ctx, state_->accept_loop(), asio::detached);
-}
+void HttpServer::start() { asio::co_spawn(state_->ctx, state_->accept_loop(), asio::detached); }
 
 void HttpServer::stop() {
   std::error_code ec;

@@ -6,14 +6,13 @@
 // Threading: everything runs on the io_context given to the constructor (one thread).
 #pragma once
 
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
 
 namespace mailgate::obs {
 
@@ -33,8 +32,8 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpLimits {
-  size_t max_request_head = 8192;  // request line + headers; longer -> 431
-  std::chrono::milliseconds read_timeout{5000};   // whole head; slower -> 408 and close
+  size_t max_request_head = 8192;                // request line + headers; longer -> 431
+  std::chrono::milliseconds read_timeout{5000};  // whole head; slower -> 408 and close
   std::chrono::milliseconds write_timeout{10000};
 };
 

@@ -23,7 +23,8 @@ Histogram::Snapshot Histogram::snapshot() const {
   Snapshot out;
   int64_t sum_ns = 0;
   for (const Shard& s : shards_) {
-    for (size_t b = 0; b < kBuckets; ++b) out.buckets[b] += s.buckets[b].load(std::memory_order_relaxed);
+    for (size_t b = 0; b < kBuckets; ++b)
+      out.buckets[b] += s.buckets[b].load(std::memory_order_relaxed);
     sum_ns += s.sum_ns.load(std::memory_order_relaxed);
   }
   for (uint64_t n : out.buckets) out.count += n;
@@ -33,12 +34,18 @@ Histogram::Snapshot Histogram::snapshot() const {
 
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::kAccepted: return "accepted";
-    case Outcome::kRejected: return "rejected";
-    case Outcome::kTempfail: return "tempfail";
-    case Outcome::kDiscarded: return "discarded";
-    case Outcome::kAborted: return "aborted";
-    case Outcome::kCount: break;
+    case Outcome::kAccepted:
+      return "accepted";
+    case Outcome::kRejected:
+      return "rejected";
+    case Outcome::kTempfail:
+      return "tempfail";
+    case Outcome::kDiscarded:
+      return "discarded";
+    case Outcome::kAborted:
+      return "aborted";
+    case Outcome::kCount:
+      break;
   }
   return "?";
 }
@@ -53,25 +60,38 @@ Outcome outcome_from(std::string_view status) {
 
 const char* backend_error_name(BackendError e) {
   switch (e) {
-    case BackendError::kUnavailable: return "unavailable";
-    case BackendError::kTimeout: return "timeout";
-    case BackendError::kLost: return "lost";
-    case BackendError::kProtocol: return "protocol";
-    case BackendError::kLocal: return "local";
-    case BackendError::kCount: break;
+    case BackendError::kUnavailable:
+      return "unavailable";
+    case BackendError::kTimeout:
+      return "timeout";
+    case BackendError::kLost:
+      return "lost";
+    case BackendError::kProtocol:
+      return "protocol";
+    case BackendError::kLocal:
+      return "local";
+    case BackendError::kCount:
+      break;
   }
   return "?";
 }
 
 const char* refusal_stage_name(RefusalStage s) {
   switch (s) {
-    case RefusalStage::kConnect: return "connect";
-    case RefusalStage::kHelo: return "helo";
-    case RefusalStage::kMail: return "mail";
-    case RefusalStage::kRcpt: return "rcpt";
-    case RefusalStage::kData: return "data";
-    case RefusalStage::kOther: return "other";
-    case RefusalStage::kCount: break;
+    case RefusalStage::kConnect:
+      return "connect";
+    case RefusalStage::kHelo:
+      return "helo";
+    case RefusalStage::kMail:
+      return "mail";
+    case RefusalStage::kRcpt:
+      return "rcpt";
+    case RefusalStage::kData:
+      return "data";
+    case RefusalStage::kOther:
+      return "other";
+    case RefusalStage::kCount:
+      break;
   }
   return "?";
 }

@@ -51,8 +51,7 @@ class Counter {
 
 // Upper bounds (seconds) shared by every latency histogram: 50 µs .. 30 s, then +Inf.
 inline constexpr std::array<double, 14> kLatencyBuckets = {
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-    0.01,    0.025,  0.05,    0.1,    0.5,   2.5,   30};
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5, 30};
 
 // A latency histogram with kLatencyBuckets; the sum is kept in nanoseconds.
 class Histogram {

@@ -157,8 +157,8 @@ std::string prometheus_text() {
              m.refusals[i].value());
 
   std::vector<const PluginMetrics*> plugins = all_plugin_metrics();
-  static constexpr const char* kActionNames[kActions] = {"continue", "accept", "tempfail",
-                                                         "reject", "discard"};
+  static constexpr const char* kActionNames[kActions] = {"continue", "accept", "tempfail", "reject",
+                                                         "discard"};
   w.family("mailgate_plugin_verdicts_total", "counter",
            "Plugin callbacks by the action that took effect (after the fail mode)");
   for (const PluginMetrics* p : plugins) {
@@ -208,8 +208,7 @@ std::string prometheus_text() {
             "Trace records dropped because the writer's queue was full", m.trace_dropped);
   w.counter("mailgate_trace_records_written_total", "Trace records written to --trace_db",
             m.trace_written);
-  w.counter("mailgate_trace_write_errors_total", "Failed trace batch writes",
-            m.trace_write_errors);
+  w.counter("mailgate_trace_write_errors_total", "Failed trace batch writes", m.trace_write_errors);
   return w.take();
 }
 

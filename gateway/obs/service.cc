@@ -3,7 +3,6 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/steady_timer.hpp>
-
 #include <thread>
 
 #include "log/log.h"
@@ -78,8 +77,8 @@ Expected<std::unique_ptr<Service>, std::string> Service::start(const ObsConfig& 
       return unexpected(error);
     }
     auto ep = impl.http->local_endpoint();
-    std::string where = ep.address().is_v6() ? "[" + ep.address().to_string() + "]"
-                                             : ep.address().to_string();
+    std::string where =
+        ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     MG_LOG_INFO("metrics: serving http://{}:{}/ (/metrics, /api/status)", where, ep.port());
     impl.http->start();
     impl.history.sample();

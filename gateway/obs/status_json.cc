@@ -103,8 +103,8 @@ std::string StatusHistory::json() const {
                    {"other", other},
                    {"connections", connections}};
 
-  static constexpr const char* kActionNames[kActions] = {"continue", "accept", "tempfail",
-                                                         "reject", "discard"};
+  static constexpr const char* kActionNames[kActions] = {"continue", "accept", "tempfail", "reject",
+                                                         "discard"};
   json plugins = json::array();
   for (const PluginMetrics* p : all_plugin_metrics()) {
     json row;
@@ -138,10 +138,10 @@ std::string StatusHistory::json() const {
   if (std::optional<dns::ResolverMetrics> d = dns_metrics()) {
     uint64_t completed = 0;
     for (uint64_t n : d->latency) completed += n;
-    doc["dns"] = {{"queries", d->queries},
-                  {"in_flight", d->in_flight},
-                  {"cache_hit_ratio",
-                   completed == 0 ? 0.0 : static_cast<double>(d->latency[0]) / completed}};
+    doc["dns"] = {
+        {"queries", d->queries},
+        {"in_flight", d->in_flight},
+        {"cache_hit_ratio", completed == 0 ? 0.0 : static_cast<double>(d->latency[0]) / completed}};
   }
   doc["trace"] = {{"queued", m.trace_queued.value()},
                   {"written", m.trace_written.value()},

@@ -27,10 +27,10 @@ struct TraceAction {
 };
 
 struct TraceRecord {
-  int64_t id = 0;        // row id (0 before it is stored)
-  int64_t time_ms = 0;   // Unix time of the final reply
-  std::string session;   // "6A1F00000001.1" (session id . transaction number)
-  std::string profile;   // listener profile
+  int64_t id = 0;       // row id (0 before it is stored)
+  int64_t time_ms = 0;  // Unix time of the final reply
+  std::string session;  // "6A1F00000001.1" (session id . transaction number)
+  std::string profile;  // listener profile
   std::string client_ip;
   std::string client_name;
   std::string helo;

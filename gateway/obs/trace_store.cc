@@ -55,8 +55,8 @@ std::string symbols_json(const std::vector<TraceSymbol>& symbols) {
 std::string actions_json(const std::vector<TraceAction>& actions) {
   nlohmann::json a = nlohmann::json::array();
   for (const TraceAction& x : actions) {
-    nlohmann::json o = {{"plugin", x.plugin}, {"stage", x.stage}, {"action", x.action},
-                        {"ms", x.ms}};
+    nlohmann::json o = {
+        {"plugin", x.plugin}, {"stage", x.stage}, {"action", x.action}, {"ms", x.ms}};
     if (!x.reply.empty()) o["reply"] = x.reply;
     if (!x.note.empty()) o["note"] = x.note;
     a.push_back(std::move(o));
@@ -70,8 +70,8 @@ std::vector<TraceSymbol> parse_symbols(const std::string& text) {
   if (!a.is_array()) return out;
   for (const auto& o : a) {
     if (!o.is_object()) continue;
-    out.push_back({o.value("name", ""), o.value("score", 0.0), o.value("detail", ""),
-                   o.value("plugin", "")});
+    out.push_back(
+        {o.value("name", ""), o.value("score", 0.0), o.value("detail", ""), o.value("plugin", "")});
   }
   return out;
 }
@@ -104,16 +104,14 @@ Expected<TraceStore, std::string> TraceStore::open(const std::string& path, Mode
     return unexpected("trace database '" + path + "': " + why);
   };
   sqlite3* raw = nullptr;
-  int flags = mode == Mode::kWriter ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                                    : SQLITE_OPEN_READONLY;
+  int flags =
+      mode == Mode::kWriter ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   policy::DbHandle db(raw);
-  if (rc != SQLITE_OK)
-    return fail(raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
+  if (rc != SQLITE_OK) return fail(raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
   sqlite3_busy_timeout(db.get(), 5000);
   if (mode == Mode::kWriter) {
-    if (auto r = policy::exec(db.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-        !r)
+    if (auto r = policy::exec(db.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !r)
       return fail(r.error());
   }
   auto version = policy::query_int(db.get(), "PRAGMA user_version");
@@ -145,7 +143,8 @@ Expected<bool, std::string> TraceStore::insert(const std::vector<TraceRecord>& r
       "actions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
       "?17, ?18)");
   if (!row) return unexpected(error(row.error()));
-  auto rcpt = policy::prepare(db_.get(), "INSERT INTO trace_rcpt (trace_id, address) VALUES (?1, ?2)");
+  auto rcpt =
+      policy::prepare(db_.get(), "INSERT INTO trace_rcpt (trace_id, address) VALUES (?1, ?2)");
   if (!rcpt) return unexpected(error(rcpt.error()));
   for (const TraceRecord& r : records) {
     sqlite3_stmt* st = row->get();
@@ -190,9 +189,9 @@ Expected<int64_t, std::string> TraceStore::prune(int64_t now_ms, std::chrono::ho
   {
     auto st = policy::prepare(db_.get(), "SELECT max(id) FROM trace WHERE time_ms < ?1");
     if (!st) return unexpected(error(st.error()));
-    sqlite3_bind_int64(st->get(), 1,
-                       now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(retention)
-                                    .count());
+    sqlite3_bind_int64(
+        st->get(), 1,
+        now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(retention).count());
     if (sqlite3_step(st->get()) == SQLITE_ROW && sqlite3_column_type(st->get(), 0) != SQLITE_NULL)
       cutoff = sqlite3_column_int64(st->get(), 0);
   }
@@ -212,8 +211,7 @@ Expected<int64_t, std::string> TraceStore::prune(int64_t now_ms, std::chrono::ho
     auto st = policy::prepare(db_.get(), sql);
     if (!st) return unexpected(error(st.error()));
     sqlite3_bind_int64(st->get(), 1, cutoff);
-    if (sqlite3_step(st->get()) != SQLITE_DONE)
-      return unexpected(error(sqlite3_errmsg(db_.get())));
+    if (sqlite3_step(st->get()) != SQLITE_DONE) return unexpected(error(sqlite3_errmsg(db_.get())));
     deleted = sqlite3_changes(db_.get());
   }
   if (auto c = tx->commit(); !c) return unexpected(error(c.error()));
@@ -281,7 +279,8 @@ Expected<std::vector<TraceRecord>, std::string> TraceStore::find(const TraceQuer
     r.actions = parse_actions(text_col(s, 18));
     sqlite3_reset(rcpts->get());
     sqlite3_bind_int64(rcpts->get(), 1, r.id);
-    while (sqlite3_step(rcpts->get()) == SQLITE_ROW) r.recipients.push_back(text_col(rcpts->get(), 0));
+    while (sqlite3_step(rcpts->get()) == SQLITE_ROW)
+      r.recipients.push_back(text_col(rcpts->get(), 0));
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return unexpected(error(sqlite3_errmsg(db_.get())));

@@ -163,7 +163,9 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
     const std::string& host = session_config->hostname;
     if (verdict != net::ConnectionLimiter::Verdict::kAccepted) {
       bool total = verdict == net::ConnectionLimiter::Verdict::kTotal;
-      (total ? obs::metrics().connections_refused_total : obs::metrics().connections_refused_client).inc();
+      (total ? obs::metrics().connections_refused_total
+             : obs::metrics().connections_refused_client)
+          .inc();
       MG_LOG_WARNING("refused connection from {}: too many connections{}", endpoint_text(remote),
                      total ? "" : " from this client");
       smtp::Reply r = smtp::Reply::make(

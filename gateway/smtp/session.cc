@@ -665,8 +665,9 @@ void Session::log_transaction(const Reply& final_reply, const char* status,
       sanitize(tx_.mail.reverse_path.address), to, recipients().size(), decoder_.size(),
       std::string(status) == "accepted" ? queue_id_from(final_reply) : std::string(), status,
       sanitize(final_reply.summary()), score, delay, extra.empty() ? "" : " ", extra);
-  obs::trace_transaction({id_, tx_.number, listener_.profile, client_, tx_.mail.reverse_path.address,
-                          recipients(), status, final_reply, decoder_.size(), delay, extra},
+  obs::trace_transaction({id_, tx_.number, listener_.profile, client_,
+                          tx_.mail.reverse_path.address, recipients(), status, final_reply,
+                          decoder_.size(), delay, extra},
                          *tx_context_, &spool_, plugin_calls_);
 }
 
@@ -778,8 +779,10 @@ void Session::log_refusal(const char* what, const Reply& r, const std::string& p
                           const std::string& extra) {
   MG_LOG_INFO("{}: reject: {} from {}[{}]: {}; plugin={}{}{}", id_, what, client_.name,
               client_.addr, sanitize(r.summary()), plugin, extra.empty() ? "" : " ", extra);
-  obs::trace_refusal(what, {id_, tx_.number, listener_.profile, client_, tx_.mail.reverse_path.address,
-                            recipients(), "", r, 0, 0, extra}, plugin, *tx_context_, plugin_calls_);
+  obs::trace_refusal(what,
+                     {id_, tx_.number, listener_.profile, client_, tx_.mail.reverse_path.address,
+                      recipients(), "", r, 0, 0, extra},
+                     plugin, *tx_context_, plugin_calls_);
 }
 
 std::string Session::message_prefix(uint64_t* skip) const {

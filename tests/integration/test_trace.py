@@ -85,7 +85,8 @@ class TraceTest(base.PostfixCase):
         # The same message by every other key.
         for args in (("--from", sender.upper()), ("--to", f"other@{base.DOMAIN}"),
                      ("--queue-id", queue_id), ("--client-ip", "127.0.0.2", "--from", sender),
-                     ("--since", "10m", "--from", sender), ("--status", "accepted", "--from", sender)):
+                     ("--since", "10m", "--from", sender),
+                     ("--status", "accepted", "--from", sender)):
             found = self.trace_json(db, *args)
             self.assertEqual([x["id"] for x in found], [r["id"]], args)
         self.assertEqual(self.trace_json(db, "--until", "2000-01-01", "--from", sender), [])

@@ -7,7 +7,6 @@
 #include <asio/connect.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
-
 #include <thread>
 
 #include "obs/service.h"
@@ -60,8 +59,7 @@ TEST_F(HttpServerTest, ServesMetricsPageAndStatus) {
   EXPECT_EQ(page.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
   EXPECT_NE(page.find("Content-Type: text/html"), std::string::npos);
   EXPECT_NE(page.find("<canvas id=\"throughput\""), std::string::npos);
-  EXPECT_NE(exchange("GET /status.js HTTP/1.1\r\n\r\n").find("text/javascript"),
-            std::string::npos);
+  EXPECT_NE(exchange("GET /status.js HTTP/1.1\r\n\r\n").find("text/javascript"), std::string::npos);
 
   std::string status = exchange("GET /api/status?x=1 HTTP/1.1\r\n\r\n");
   EXPECT_NE(status.find("application/json"), std::string::npos);

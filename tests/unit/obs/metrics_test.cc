@@ -46,7 +46,7 @@ TEST(PluginMetrics, OneBlockPerNameAndStablePointers) {
   EXPECT_EQ(a, plugin_metrics("metrics_test_a"));
   count_plugin_call(a, MG_REJECT, false, 2.0);
   count_plugin_call(a, MG_CONTINUE, true, 0.5);
-  count_plugin_call(a, MG_FAILED, true, 0.5);  // never an effective action: not counted
+  count_plugin_call(a, MG_FAILED, true, 0.5);         // never an effective action: not counted
   count_plugin_call(nullptr, MG_REJECT, false, 1.0);  // no block: ignored
   EXPECT_EQ(a->actions[MG_REJECT].value(), 1);
   EXPECT_EQ(a->actions[MG_CONTINUE].value(), 1);
@@ -88,10 +88,12 @@ TEST(Prometheus, ExposesCountersHistogramsAndPlugins) {
   EXPECT_GE(sample(text, "mailgate_transaction_seconds_bucket{le=\"+Inf\"}"), 1);
   EXPECT_GE(sample(text, "mailgate_transaction_seconds_count"), 1);
   // Label values are escaped.
-  EXPECT_EQ(sample(text, "mailgate_plugin_verdicts_total{plugin=\"prom\\\"quote\",action=\"accept\"}"),
-            1);
-  EXPECT_NE(text.find("mailgate_plugin_call_seconds_bucket{plugin=\"prom\\\"quote\",le=\"0.001\"} 1\n"),
-            std::string::npos);
+  EXPECT_EQ(
+      sample(text, "mailgate_plugin_verdicts_total{plugin=\"prom\\\"quote\",action=\"accept\"}"),
+      1);
+  EXPECT_NE(
+      text.find("mailgate_plugin_call_seconds_bucket{plugin=\"prom\\\"quote\",le=\"0.001\"} 1\n"),
+      std::string::npos);
   EXPECT_NE(text.find("mailgate_build_info{version=\""), std::string::npos);
   // Every non-comment line is "name{labels} value" or "name value".
   size_t start = 0;
@@ -105,9 +107,7 @@ TEST(Prometheus, ExposesCountersHistogramsAndPlugins) {
   }
 }
 
-TEST(Prometheus, EscapesLabelValues) {
-  EXPECT_EQ(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-}
+TEST(Prometheus, EscapesLabelValues) { EXPECT_EQ(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd"); }
 
 }  // namespace
 }  // namespace mailgate::obs

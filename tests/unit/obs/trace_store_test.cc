@@ -3,7 +3,6 @@
 #include "obs/trace_store.h"
 
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
