@@ -92,6 +92,10 @@ void dns_section(Writer& w) {
            "DNS answers taken as cache hits (answered in under 1 ms; libunbound does not flag "
            "them)");
   w.sample("mailgate_dns_cache_hits_total", "", static_cast<int64_t>(m->latency[0]));
+  w.family("mailgate_dns_answer_cache_hits_total", "counter",
+           "Blocking DNS queries answered from the resolver's own answer cache (exact; also "
+           "counted in mailgate_dns_cache_hits_total)");
+  w.sample("mailgate_dns_answer_cache_hits_total", "", static_cast<int64_t>(m->cache_hits));
   w.family("mailgate_dns_cache_hit_ratio", "gauge",
            "mailgate_dns_cache_hits_total / completed DNS queries (0 before any query)");
   w.sample("mailgate_dns_cache_hit_ratio", "",
