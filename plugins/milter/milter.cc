@@ -29,6 +29,7 @@
 // construction; each session's connections live in its session data slot.
 #include <mailgate/plugin.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,11 +47,34 @@ using mailgate::Scope;
 using mailgate::Session;
 using namespace mailgate::milter_client;
 
-// One session's milters.
+// One session's milters. The gateway may abandon a callback that overruns the plugin row's
+// timeout and go on with the session while that call still runs on its worker: every callback
+// therefore holds `mu` for its whole run (the next one waits until the abandoned one, bounded
+// by the milters' own timeouts, is done) and a reference, so that the session's end cannot free
+// the connections under a call still using them.
 struct SessionMilters {
+  std::mutex mu;
+  bool connected = false;  // connect() was run for each milter
   std::vector<std::unique_ptr<MilterClient>> clients;
   std::vector<bool> failure_logged;
   std::vector<Verdict> connect_verdicts;  // what each said at CONNECT (answered by on_connect)
+};
+
+// What the session's data slot holds.
+struct SessionSlot {
+  std::shared_ptr<SessionMilters> milters = std::make_shared<SessionMilters>();
+};
+
+// The session's milters, kept alive and locked for one callback.
+class LockedMilters {
+ public:
+  explicit LockedMilters(std::shared_ptr<SessionMilters> m) : m_(std::move(m)), lock_(m_->mu) {}
+  SessionMilters& operator*() const noexcept { return *m_; }
+  SessionMilters* operator->() const noexcept { return m_.get(); }
+
+ private:
+  std::shared_ptr<SessionMilters> m_;
+  std::unique_lock<std::mutex> lock_;
 };
 
 // The sendmail macro `name` from the session's items; nullopt when not known.
@@ -129,7 +153,8 @@ class MilterPlugin final : public mailgate::Plugin {
       : Plugin(context), milters_(parse_settings(context.settings_json)) {}
 
   Action on_connect(Session& s) override {
-    SessionMilters& m = milters(s);
+    const LockedMilters locked = milters(s);
+    SessionMilters& m = *locked;
     for (std::size_t i = 0; i < m.clients.size(); ++i) {
       const std::optional<Action> a = decide(s, m, i, m.connect_verdicts[i], true);
       if (a) return *a;
@@ -138,7 +163,8 @@ class MilterPlugin final : public mailgate::Plugin {
   }
 
   Action on_helo(Session& s, std::string_view helo) override {
-    SessionMilters& m = milters(s);
+    const LockedMilters locked = milters(s);
+    SessionMilters& m = *locked;
     const MacroSource macros = source(s);
     for (std::size_t i = 0; i < m.clients.size(); ++i) {
       const std::optional<Action> a = decide(s, m, i, m.clients[i]->helo(macros, helo), true);
@@ -148,7 +174,8 @@ class MilterPlugin final : public mailgate::Plugin {
   }
 
   Action on_mail(Session& s, std::string_view sender) override {
-    SessionMilters& m = milters(s);
+    const LockedMilters locked = milters(s);
+    SessionMilters& m = *locked;
     const MacroSource macros = source(s);
     std::vector<std::string> args{"<" + std::string(sender) + ">"};
     for (const char* keyword : {"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", "REQUIRETLS"}) {
@@ -206,7 +233,8 @@ class MilterPlugin final : public mailgate::Plugin {
   }
 
   Action on_eom(Session& s) override {
-    SessionMilters& m = milters(s);
+    const LockedMilters locked = milters(s);
+    SessionMilters& m = *locked;
     const MacroSource macros = source(s);
     for (std::size_t i = 0; i < m.clients.size(); ++i) {
       MilterClient& c = *m.clients[i];
@@ -226,14 +254,16 @@ class MilterPlugin final : public mailgate::Plugin {
   }
 
   void on_reset(Session& s) override {
-    SessionMilters* m = s.data<SessionMilters>(Scope::kSession);
-    if (m == nullptr) return;
+    const SessionSlot* slot = s.data<SessionSlot>(Scope::kSession);
+    if (slot == nullptr) return;
+    const LockedMilters m(slot->milters);
     for (auto& c : m->clients) c->end_transaction();
   }
 
   void on_close(Session& s) override {
-    SessionMilters* m = s.data<SessionMilters>(Scope::kSession);
-    if (m == nullptr) return;
+    const SessionSlot* slot = s.data<SessionSlot>(Scope::kSession);
+    if (slot == nullptr) return;
+    const LockedMilters m(slot->milters);
     for (auto& c : m->clients) c->quit();
   }
 
@@ -243,11 +273,16 @@ class MilterPlugin final : public mailgate::Plugin {
   }
 
   // The session's milters, connected (and told about the client) on first use.
-  SessionMilters& milters(Session& s) {
-    if (SessionMilters* m = s.data<SessionMilters>(Scope::kSession); m != nullptr) return *m;
-    auto owned = std::make_unique<SessionMilters>();
-    SessionMilters& m = *owned;
-    s.set_data(std::move(owned), Scope::kSession);
+  LockedMilters milters(Session& s) {
+    SessionSlot* slot = s.data<SessionSlot>(Scope::kSession);
+    if (slot == nullptr) {
+      s.set_data(std::make_unique<SessionSlot>(), Scope::kSession);
+      slot = s.data<SessionSlot>(Scope::kSession);
+    }
+    LockedMilters locked(slot->milters);
+    SessionMilters& m = *locked;
+    if (m.connected) return locked;
+    m.connected = true;
     const std::string addr(s.get(Item::kClientAddr));
     const std::string name(s.get(Item::kClientName));
     const std::string port_text(s.get(Item::kClientPort));
@@ -264,12 +299,13 @@ class MilterPlugin final : public mailgate::Plugin {
                                               static_cast<std::uint16_t>(port & 0xffff), addr);
       m.connect_verdicts.push_back(v);
     }
-    return m;
+    return locked;
   }
 
   template <class F>
   Action each(Session& s, F&& f) {
-    SessionMilters& m = milters(s);
+    const LockedMilters locked = milters(s);
+    SessionMilters& m = *locked;
     const MacroSource macros = source(s);
     for (std::size_t i = 0; i < m.clients.size(); ++i) {
       const std::optional<Action> a = decide(s, m, i, f(*m.clients[i], macros), false);

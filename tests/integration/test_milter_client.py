@@ -13,7 +13,10 @@ of one session), "continue" relays the message unsigned.
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
+import threading
 import unittest
 import uuid
 
@@ -94,6 +97,61 @@ class OpenDkim:
         if self.proc is not None:
             self.log.close()
         self.proc = None
+
+
+class SilentMilter:
+    """A milter on 127.0.0.1 that negotiates, answers CONNECT and HELO, never MAIL: the
+    plugin's callback overruns the plugin row's timeout and the gateway abandons it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def packet(command, data=b""):
+        return struct.pack(">I", len(data) + 1) + command + data
+
+    def serve(self):
+        self.sock.settimeout(0.1)
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
+
+    def talk(self, conn):
+        buf = b""
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                    n = struct.unpack(">I", buf[:4])[0]
+                    command, buf = buf[4:5], buf[4 + n:]
+                    if command == b"O":
+                        conn.sendall(self.packet(b"O", struct.pack(">III", 6, 0, 0)))
+                    elif command in (b"C", b"H"):
+                        conn.sendall(self.packet(b"c"))
+                    # MAIL and the rest: silence
+        except OSError:
+            return
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+        for c in self.conns:
+            c.close()
 
 
 @unittest.skipUnless(os.access(OPENDKIM, os.X_OK) and os.access(GENKEY, os.X_OK),
@@ -205,6 +263,30 @@ class MilterClientTest(base.PostfixCase):
         self.assertEqual(self.verify(self.delivered_raw(f"milter-first-{t}")), [True])
         gw.wait_for_log(r'milter "opendkim" \(inet:\d+@127\.0\.0\.1\) unusable for this session: '
                         r'.*; fail mode tempfail')
+
+    def test_callback_abandoned_by_the_gateway_does_not_break_the_session(self):
+        # The row's timeout (300 ms) is shorter than the milter's (1500 ms): the gateway gives up
+        # on the MAIL callback and applies the row's fail mode while the call still waits; the
+        # session's next callbacks wait for it, then the milter's own failure is reported.
+        silent = SilentMilter()
+        self.addCleanup(silent.close)
+        settings = ('{"milters":[{"name":"silent","socket":"inet:%d@127.0.0.1",'
+                    '"timeout_ms":1500}]}' % silent.port)
+        self.ctl("policy", "plugin", "add", "--name", "milter", "--path", self.plugin,
+                 "--settings", settings, "--fail-mode", "tempfail", "--timeout-ms", "300")
+        gw = self.start_gateway(flags=[f"--policy_db={self.ctl.db}", "--policy_poll_ms=100"])
+        gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 1 plugin instances\)")
+        for _ in range(2):
+            c = self.session(gw)
+            r = c.cmd(f"MAIL FROM:<alice@{ZONE}>")
+            self.assertEqual(r.code // 100, 4, r)
+            self.assertEqual(c.cmd("RSET").code, 250)
+            r = c.cmd(f"MAIL FROM:<alice@{ZONE}>")
+            self.assertEqual(r.code // 100, 4, r)
+            c.quit()
+        gw.wait_for_log(r'milter "silent" .* unusable for this session: no answer within 1500 ms',
+                        timeout=15)
+        self.assertTrue(gw.running())
 
     def test_stopped_milter_with_fail_mode_continue_relays_unsigned(self):
         gw = self.gateway("continue")
