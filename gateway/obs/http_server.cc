@@ -93,6 +93,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   asio::ip::tcp::acceptor acceptor;
   HttpHandler handler;
   HttpLimits limits;
+  size_t active = 0;  // connections being served
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(std::shared_ptr<asio::ip::tcp::socket> socket);
@@ -117,6 +118,12 @@ asio::awaitable<void> HttpServer::State::accept_loop() {
 
 asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<asio::ip::tcp::socket> socket) {
   auto self = shared_from_this();
+  struct Active {
+    size_t& n;
+    explicit Active(size_t& count) : n(count) { ++n; }
+    ~Active() { --n; }
+  } counted(active);
+  const bool overloaded = active > limits.max_connections;
   // One deadline for the whole exchange: when it fires the socket is closed, which ends any
   // read or write in progress.
   asio::steady_timer deadline(ctx);
@@ -130,12 +137,16 @@ asio::awaitable<void> HttpServer::State::serve(std::shared_ptr<asio::ip::tcp::so
   });
   std::string head;
   std::error_code ec;
-  co_await asio::async_read_until(*socket, asio::dynamic_buffer(head, limits.max_request_head),
-                                  "\r\n\r\n", asio::redirect_error(asio::use_awaitable, ec));
+  if (!overloaded) {
+    co_await asio::async_read_until(*socket, asio::dynamic_buffer(head, limits.max_request_head),
+                                    "\r\n\r\n", asio::redirect_error(asio::use_awaitable, ec));
+  }
   HttpResponse response;
   HttpRequest request;
   bool head_only = false;
-  if (*timed_out) {
+  if (overloaded) {
+    response = HttpResponse::text(503, "too many connections\n");
+  } else if (*timed_out) {
     response = HttpResponse::text(408, "request timeout\n");
   } else if (ec == asio::error::not_found) {
     response = HttpResponse::text(431, "request head too large\n");

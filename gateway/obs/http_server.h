@@ -1,6 +1,7 @@
 // obs/http_server.h — a tiny HTTP/1.1 server for the metrics listener: GET and HEAD only, one
 // request per connection (Connection: close), bounded request head, read and write deadlines.
-// Owns: the listening socket, one coroutine per connection, request-line parsing and the
+// Owns: the listening socket, one coroutine per connection (at most max_connections at once),
+// request-line parsing and the
 // response framing (status line, Content-Length, no-store, nosniff).
 // Must not touch: what is served (the handler decides; see obs/routes.h).
 // Threading: everything runs on the io_context given to the constructor (one thread).
@@ -35,6 +36,7 @@ struct HttpLimits {
   size_t max_request_head = 8192;                // request line + headers; longer -> 431
   std::chrono::milliseconds read_timeout{5000};  // whole head; slower -> 408 and close
   std::chrono::milliseconds write_timeout{10000};
+  size_t max_connections = 64;  // at once; more get 503 at once, without reading
 };
 
 // Parses "METHOD TARGET HTTP/1.x" (the first line of `head`). Returns the status to answer

@@ -36,7 +36,8 @@ RecentRefusals& recent_refusals() {
 
 void note_refusal(std::string_view stage, const std::string& session, const std::string& client,
                   const std::string& reply, const std::string& plugin, const std::string& detail) {
-  metrics().refusals[static_cast<size_t>(refusal_stage_from(stage))].inc();
+  // mailgate_refusals_total counts the gateway's own (plugin) refusals, not the backend's.
+  if (!plugin.empty()) metrics().refusals[static_cast<size_t>(refusal_stage_from(stage))].inc();
   Refusal r;
   r.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch())

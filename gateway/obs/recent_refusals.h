@@ -37,7 +37,8 @@ class RecentRefusals {
 
 RecentRefusals& recent_refusals();
 
-// One-line hook: records a refusal (stage as the session logs it) and counts it.
+// One-line hook: records a refusal (stage as the session logs it) and, when a plugin made it,
+// counts it in mailgate_refusals_total. An empty plugin means the backend refused.
 void note_refusal(std::string_view stage, const std::string& session, const std::string& client,
                   const std::string& reply, const std::string& plugin, const std::string& detail);
 

@@ -41,8 +41,9 @@ struct TransactionFacts {
 void trace_transaction(const TransactionFacts& facts, chain::TxContext& tx,
                        const spool::Spool* spool, std::vector<chain::TraceEntry>& plugin_calls);
 
-// A command refused on a plugin's verdict (the session's log_refusal): counts it, lists it
-// for the status page and, when the trace is on, queues a record with stage = `what`.
+// A command refused on a plugin's verdict (the session's log_refusal), or a recipient the
+// backend refused (`plugin` empty): counts a plugin refusal, lists it for the status page
+// and, when the trace is on, queues a record with stage = `what`.
 void trace_refusal(std::string_view what, const TransactionFacts& facts, std::string_view plugin,
                    chain::TxContext& tx, std::vector<chain::TraceEntry>& plugin_calls);
 

@@ -484,6 +484,10 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
     MG_LOG_INFO("{}: reject: RCPT from {}[{}]: {}; from=<{}> to=<{}>", id_, client_.name,
                 client_.addr, r.summary(), sanitize(tx_.mail.reverse_path.address),
                 sanitize(address));
+    obs::trace_refusal("RCPT",
+                       {id_, tx_.number, listener_.profile, client_, tx_.mail.reverse_path.address,
+                        recipients(), "", r, 0, 0, "to=<" + address + ">"},
+                       "", *tx_context_, plugin_calls_);  // refused by the backend
   }
   reply(r, r.permanent());
 }

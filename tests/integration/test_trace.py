@@ -4,7 +4,7 @@ transaction into SQLite (WAL) from its writer thread; mailgatectl finds an accep
 Message-ID, sender, recipient, client address, queue id (the one Postfix logged) and time
 range, with its symbols, plugin actions, score, verdict and backend reply; a message refused at
 end of data and a recipient refused at RCPT are found with the plugin that decided; --json is
-one array; bad options are usage errors that name the option."""
+one array; a recipient the backend refuses is found with the backend's reply; bad options are usage errors that name the option."""
 
 import json
 import os
@@ -106,6 +106,14 @@ class TraceTest(base.PostfixCase):
         [b] = self.wait_traced(db, "--to", BLOCKED)
         self.assertEqual((b["status"], b["stage"], b["decided_by"]), ("rejected", "rcpt", "access"))
         self.assertIn("blocked by the obs test", b["reply"])
+
+        # A recipient Postfix does not know: refused by the backend, found with its reply.
+        rcpt, _ = send(self, gw, f"trace-unknown-{tag}", rcpts=(f"nosuch-{tag}@{base.DOMAIN}",))
+        self.assertEqual(rcpt[0].code, 550, rcpt[0])
+        [u] = self.wait_traced(db, "--to", f"nosuch-{tag}@{base.DOMAIN}")
+        self.assertEqual((u["status"], u["stage"], u["decided_by"]), ("rejected", "rcpt", ""))
+        self.assertTrue(u["reply"].startswith("550 "), u)
+        self.assertIn("Recipient address rejected", u["reply"])
 
         # The human form names the same facts.
         text = self.trace(db, "--message-id", f"trace-gtube-{tag}@example.org").stdout

@@ -106,7 +106,7 @@ function render(s) {
   fillTable('refusals', s.refusals, [
     [r => new Date(r.time_ms).toLocaleTimeString(), false], [r => r.session, false],
     [r => r.client, false], [r => r.stage, false], [r => r.reply, false],
-    [r => r.plugin, false], [r => r.detail, false]]);
+    [r => r.plugin || '(backend)', false], [r => r.detail, false]]);
   document.body.dataset.loaded = 'true';
 }
 

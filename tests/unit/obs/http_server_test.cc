@@ -103,6 +103,27 @@ TEST_F(HttpServerTest, SlowClientGets408) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 }
 
+TEST_F(HttpServerTest, TooManyConnectionsGet503) {
+  HttpLimits limits;
+  limits.max_connections = 1;
+  limits.read_timeout = std::chrono::milliseconds(3000);
+  start(limits);
+  asio::io_context io;
+  asio::ip::tcp::socket idle(io);  // holds the only slot: connected, sends nothing
+  idle.connect(server_->local_endpoint());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(exchange("GET /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 503 ", 0), 0u);
+  idle.close();
+  // Once the idle one is gone (its deadline closes it at the latest), requests are served.
+  std::string r;
+  for (int i = 0; i < 50; ++i) {
+    r = exchange("GET /metrics HTTP/1.1\r\n\r\n");
+    if (r.rfind("HTTP/1.1 200 ", 0) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u);
+}
+
 TEST(ParseRequestLine, SplitsPathAndQuery) {
   HttpRequest r;
   EXPECT_EQ(parse_request_line("GET /api/status?a=b HTTP/1.1\r\n", &r), 0);
