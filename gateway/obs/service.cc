@@ -3,6 +3,8 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/steady_timer.hpp>
+#include <pthread.h>
+
 #include <thread>
 
 #include "log/log.h"
@@ -93,6 +95,7 @@ Expected<std::unique_ptr<Service>, std::string> Service::start(const ObsConfig& 
         }
       }
     });
+    pthread_setname_np(impl.thread.native_handle(), "mg-obs");
   }
   return s;
 }

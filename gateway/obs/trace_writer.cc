@@ -1,6 +1,8 @@
 // obs/trace_writer.cc — see trace_writer.h.
 #include "obs/trace_writer.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 
@@ -28,6 +30,7 @@ Expected<std::unique_ptr<TraceWriter>, std::string> TraceWriter::start(TraceConf
   if (!store) return unexpected("--trace_db: " + store.error());
   std::unique_ptr<TraceWriter> w(new TraceWriter(std::move(config), std::move(*store)));
   w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  pthread_setname_np(w->thread_.native_handle(), "mg-trace");
   return w;
 }
 

@@ -126,6 +126,22 @@ class TraceTest(base.PostfixCase):
             header = f.read(20)
         self.assertEqual(header[18:20], b"\x02\x02")  # read/write version 2 = WAL
 
+    def test_gateway_flag_errors_name_the_flag(self):
+        spool = util.make_tempdir("mailgate-spool-")
+        self.addCleanup(util.remove_tree, spool)
+        for flags, code, words in (
+                (["--trace_db=/nonexistent/dir/trace.db"], 1,
+                 "--trace_db: trace database '/nonexistent/dir/trace.db'"),
+                (["--trace_db=x.db", "--trace_max_rows=5"], 2, "--trace_max_rows: must be from"),
+                (["--trace_retention_hours=0"], 2, "--trace_retention_hours: must be from"),
+                (["--trace_queue=1"], 2, "--trace_queue: must be from")):
+            p = subprocess.run([base.require_binary(), "--listen=127.0.0.1:0",
+                                f"--backend=127.0.0.1:{self.postfix.port}", "--dns_servers=none",
+                                f"--spool_dir={spool}", f"--policy_db={spool}/policy.db", *flags],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, code, p.stdout + p.stderr)
+            self.assertIn(words, p.stderr)
+
     def test_usage_errors_name_the_option(self):
         p = self.trace("/nonexistent/trace.db", "--since", "yesterday", check=False)
         self.assertEqual(p.returncode, 2)
