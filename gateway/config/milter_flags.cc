@@ -14,6 +14,9 @@ DEFINE_string(milter_socket, "inet:8891@127.0.0.1",
 DEFINE_string(milter_profile, "inbound",
               "Milter mode: the policy profile whose plugins run (rows with that profile or "
               "'*')");
+DEFINE_string(milter_socket_mode, "",
+              "Milter mode with a unix socket: its permission bits in octal, e.g. 0660 (the "
+              "MTA's user must be able to write to it); empty leaves what the umask gives");
 DEFINE_int32(milter_timeout, 7210,
              "Milter mode: seconds libmilter waits for the MTA before dropping the connection");
 
@@ -76,6 +79,15 @@ Expected<MilterConfig, std::string> milter_config_from_flags() {
     return unexpected("--milter_timeout: must be a positive number of seconds, not " +
                       std::to_string(FLAGS_milter_timeout));
   c.timeout_seconds = FLAGS_milter_timeout;
+  if (!FLAGS_milter_socket_mode.empty()) {
+    const std::string& m = FLAGS_milter_socket_mode;
+    if (m.size() > 4 || m.find_first_not_of("01234567") != std::string::npos)
+      return unexpected("--milter_socket_mode: want octal permission bits such as 0660, not '" +
+                        m + "'");
+    if (c.socket.rfind("unix:", 0) != 0 && c.socket.rfind("local:", 0) != 0)
+      return unexpected("--milter_socket_mode: only for a unix: socket, not '" + c.socket + "'");
+    c.socket_mode = std::stoi(m, nullptr, 8);
+  }
   return c;
 }
 

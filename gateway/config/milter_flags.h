@@ -1,5 +1,5 @@
 // config/milter_flags.h — the flags of milter mode (--mode, --milter_socket, --milter_profile,
-// --milter_timeout) and the MilterConfig they make.
+// --milter_timeout, --milter_socket_mode) and the MilterConfig they make.
 // Owns: those flags and their validation; every error names the flag at fault.
 // Must not touch: the proxy's flags (flags.cc) or libmilter itself (milter/ does that).
 // Threading: start-up only.
@@ -20,6 +20,7 @@ struct MilterConfig {
   std::string socket;            // libmilter connection spec: inet:PORT@HOST, inet6:..., unix:PATH
   std::string profile = "inbound";  // the policy profile whose plugins run
   int timeout_seconds = 7210;    // libmilter's I/O timeout towards the MTA
+  int socket_mode = -1;          // unix socket: permission bits to set; -1 = leave (umask)
 };
 
 // The --mode flag: "proxy" or "milter"; the error names the flag.

@@ -3,8 +3,11 @@
 
 #include <libmilter/mfapi.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "dns/dns_flags.h"
@@ -63,6 +66,14 @@ int run(const config::GatewayConfig& config, const config::MilterConfig& milter)
                  "permission for the socket's directory)\n",
                  socket.c_str());
     return 1;
+  }
+  if (milter.socket_mode >= 0) {
+    std::string path = milter.socket.substr(milter.socket.find(':') + 1);
+    if (chmod(path.c_str(), static_cast<mode_t>(milter.socket_mode)) != 0) {
+      std::fprintf(stderr, "mailgate: --milter_socket_mode: chmod %s: %s\n", path.c_str(),
+                   std::strerror(errno));
+      return 1;
+    }
   }
 
   server::PluginHostOptions host_options;

@@ -26,6 +26,9 @@ are left out of the comparison.
 """
 
 import os
+import re
+import subprocess
+import threading
 import unittest
 
 from mgtest import base, util
@@ -72,6 +75,19 @@ def make_policy(directory, alpha_script=None):
 def message(subject, rcpt=base.USER):
     return message_data(f"From: <sender@sender.example>\r\nTo: <{rcpt}>\r\n"
                         f"Subject: {subject}\r\n\r\nhello from the milter test\r\n")
+
+
+class UnixMilterGateway(Gateway):
+    """A milter-mode gateway on a unix socket: ready when it logs 'milter listening on unix:'
+    (Gateway.start() waits for an ADDR:PORT)."""
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        self.wait_for_log(r"milter listening on unix:", timeout=self.start_timeout)
+        return self
 
 
 class MilterModeTest(unittest.TestCase):
@@ -219,6 +235,75 @@ class MilterModeTest(unittest.TestCase):
         for subject in ("milter eom reject", "milter discard"):
             self.assertIsNone(self.delivered(pf, f"other@{DOMAIN}", subject))
         self.assertIn("milter-discard", pf.maillog())
+
+    def test_parallel_connections(self):
+        """Postfix's smtpd processes hold several milter connections at once; each runs its
+        own session (blocking plugin calls on the shared worker pool) and every message is
+        delivered with its edit."""
+        ctl = self.policy("mail=sleep:50;eom=header:X-Mailgate-Milter:checked")
+        gw = self.start_milter(ctl)
+        pf = self.milter_postfix
+        n = 8
+        errors = []
+
+        def send(i):
+            try:
+                c = RawSmtp(pf.host, pf.port, timeout=30)
+                try:
+                    for cmd, want in (("EHLO client.example", 250),
+                                      ("MAIL FROM:<sender@sender.example>", 250),
+                                      (f"RCPT TO:<other@{DOMAIN}>", 250), ("DATA", 354)):
+                        r = c.cmd(cmd)
+                        if r.code != want:
+                            raise AssertionError(f"{cmd}: {r}")
+                    r = c.data(message(f"parallel {i}", f"other@{DOMAIN}"))
+                    if r.code != 250:
+                        raise AssertionError(f"end of data: {r}")
+                    c.quit()
+                finally:
+                    c.close()
+            except Exception as e:  # reported below, with the connection's number
+                errors.append(f"connection {i}: {e!r}")
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        for i in range(n):
+            m = self.wait_delivered(pf, f"other@{DOMAIN}", f"parallel {i}")
+            self.assertIn("\nX-Mailgate-Milter: checked\n", m.replace("\r\n", "\n"))
+        ids = {m.group(1) for m in re.finditer(r"(\w+)\.1: milter client=.*status=accepted",
+                                                 gw.log_text())}
+        self.assertEqual(len(ids), n)
+
+    def test_unix_socket_with_mode(self):
+        """--milter_socket=unix:PATH with --milter_socket_mode=0666: Postfix's smtpd (user
+        postfix) connects to the socket mailgate (root) made."""
+        d = util.make_tempdir("mailgate-milter-sock-")
+        self.addCleanup(util.remove_tree, d)
+        path = os.path.join(d, "milter.sock")
+        ctl = self.policy("eom=header:X-Mailgate-Milter:unix")
+        gw = UnixMilterGateway(listen=None, flags=[
+            "--mode=milter", f"--milter_socket=unix:{path}", "--milter_socket_mode=0666",
+            f"--policy_db={ctl.db}"])
+        self._start(gw)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o666)
+        pf = PostfixInstance(os.path.join(d, "postfix"), users=base.USERS,
+                             hostname="unix.mailgate.test",
+                             extra_main={"smtpd_milters": f"unix:{path}",
+                                         "milter_default_action": "tempfail"})
+        self.addCleanup(pf.stop)
+        pf.start()
+        c = self.client(pf.host, pf.port)
+        self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        self.assertEqual(c.data(message("over a unix socket")).code, 250)
+        c.quit()
+        m = self.wait_delivered(pf, base.USER, "over a unix socket")
+        self.assertIn("\nX-Mailgate-Milter: unix\n", m.replace("\r\n", "\n"))
 
     # ------------------------------------------------------------------ both modes
     CONVERSATIONS = [

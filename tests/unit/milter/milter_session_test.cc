@@ -17,12 +17,15 @@ std::string plugin_path(const std::string& name) {
   return std::string(MAILGATE_TEST_PLUGIN_DIR) + "/" + name + ".so";
 }
 
-chain::PluginSpec spec(const std::string& name, const std::string& script) {
+chain::PluginSpec spec(const std::string& name, const std::string& script,
+                       int timeout_ms = 2000,
+                       chain::FailMode mode = chain::FailMode::kTempfail) {
   chain::PluginSpec s;
   s.name = name;
   s.path = plugin_path("tp_" + name);
   s.settings_json = "{\"script\":\"" + script + "\"}";
-  s.timeout = std::chrono::milliseconds(2000);
+  s.timeout = std::chrono::milliseconds(timeout_ms);
+  s.fail_mode = mode;
   return s;
 }
 
@@ -146,6 +149,26 @@ TEST_F(MilterSessionTest, BlockingAndNonBlockingPluginsRunFromThisThread) {
   chain::Verdict v = s_->mail({"<a@example.org>"});
   EXPECT_EQ(v.action, MG_REJECT);
   EXPECT_EQ(v.plugin, "gamma");
+}
+
+TEST_F(MilterSessionTest, TimedOutPluginGivesItsFailModeAndTheSessionGoesOn) {
+  // beta (on the worker pool) sleeps past its 100 ms timeout at MAIL: fail mode tempfail.
+  s_ = start({spec("beta", "mail=sleep:400", 100)});
+  auto started = std::chrono::steady_clock::now();
+  chain::Verdict v = s_->mail({"<a@example.org>"});
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+  EXPECT_EQ(v.reply.summary(), "451 4.3.0 Temporary filter failure, try again later");
+  EXPECT_LT(took, std::chrono::milliseconds(350));
+  // The connection ends while the abandoned call still sleeps: its late completion must
+  // not reach the destroyed session (the pool outlives it and finishes the call).
+  s_.reset();
+}
+
+TEST_F(MilterSessionTest, TimedOutPluginInFailModeOpenContinues) {
+  s_ = start({spec("beta", "mail=sleep:300", 50, chain::FailMode::kOpen)});
+  EXPECT_EQ(s_->mail({"<a@example.org>"}).action, MG_CONTINUE);
+  EXPECT_EQ(s_->rcpt({"<user@example.test>"}).action, MG_CONTINUE);
 }
 
 TEST_F(MilterSessionTest, HeaderValuesFollowTheLeadingSpaceSetting) {
