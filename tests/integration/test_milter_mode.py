@@ -15,6 +15,8 @@ Owns:
     sender, an added and a removed recipient, a changed Subject and removed fields
     (smfi_chgfrom, smfi_addrcpt, smfi_delrcpt, smfi_chgheader) — compared field by field
     with what the proxy delivered through a plain Postfix;
+  * mailgate's own milter client plugin (plugins/milter) in a proxy, with milter mode as its
+    milter: refusals and edits come through (two implementations of the protocol agree);
   * the same policy database gives the same verdicts both ways: one policy, the same client
     conversations against mailgate as the proxy (in front of a plain Postfix) and against a
     Postfix that runs mailgate as its milter; the replies to MAIL, RCPT and the final dot
@@ -304,6 +306,35 @@ class MilterModeTest(unittest.TestCase):
         c.quit()
         m = self.wait_delivered(pf, base.USER, "over a unix socket")
         self.assertIn("\nX-Mailgate-Milter: unix\n", m.replace("\r\n", "\n"))
+
+    def test_mailgate_as_the_milter_of_mailgate(self):
+        """The proxy's milter client plugin (plugins/milter) talking to milter mode: two
+        independent implementations of the protocol agree. The proxy's client gets milter
+        mode's refusals verbatim and the plain Postfix delivers its edits."""
+        builtin_plugin("milter")
+        milter = self.start_milter(self.policy(
+            "rcpt=rewrite:alice@example.test;eom=header:X-Mailgate-Milter:via-plugin"))
+        d = util.make_tempdir("mailgate-milter-client-")
+        self.addCleanup(util.remove_tree, d)
+        front = PolicyCtl(os.path.join(d, "policy.db"))
+        front.init()
+        front("policy", "plugin", "add", "--name", "milter", "--path", "milter.so", "--settings",
+              '{"milters":[{"name":"mailgate","socket":"inet:%d@127.0.0.1"}]}' % self.milter_port)
+        proxy = self.start_proxy(front)
+        c = self.client(proxy.host, proxy.port)
+        self.assertEqual(c.cmd("MAIL FROM:<spammer@bad.example>").wire,
+                         "554 5.7.1 Sender blocked by policy")
+        self.assertEqual(c.cmd("MAIL FROM:<sender@sender.example>").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<bob@{DOMAIN}>").wire,
+                         "450 4.7.1 Mailbox busy, try again later")
+        self.assertEqual(c.cmd(f"RCPT TO:<{base.USER}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        self.assertEqual(c.data(message("milter of mailgate")).code, 250)
+        c.quit()
+        m = self.wait_delivered(self.plain_postfix, f"alice@{DOMAIN}", "milter of mailgate")
+        self.assertIn("\nX-Mailgate-Milter: via-plugin\n", m.replace("\r\n", "\n"))
+        self.assertIsNone(self.delivered(self.plain_postfix, base.USER, "milter of mailgate"))
+        milter.wait_for_log(r"status=accepted .*header_edits=1 rcpt_added=1 rcpt_deleted=1")
 
     # ------------------------------------------------------------------ both modes
     CONVERSATIONS = [
