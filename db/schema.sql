@@ -1,4 +1,4 @@
--- schema.sql — the current full schema of mailgate's policy database (schema version 3).
+-- schema.sql — the current full schema of mailgate's policy database (schema version 5).
 --
 -- This file is documentation and a reference: the gateway and `mailgatectl init` build a
 -- database by applying db/migrations/NNNN_*.sql in order (embedded into the binaries at build
@@ -261,4 +261,25 @@ CREATE TABLE dnsbl_zones (
   comment    TEXT
 );
 
-PRAGMA user_version = 4;
+-- Envelope routes of the routing plugin, read through policy_lookup("routes", ADDRESS) (see
+-- gateway/policy/routes.h). Applied at RCPT, so only the envelope changes: the recipient is
+-- replaced by the destinations of the most specific pattern (exact address, then the
+-- wildcard with the most literal characters, then the domain's catch-all), or dropped.
+CREATE TABLE routes (
+  -- Row id (stable).
+  id          INTEGER PRIMARY KEY,
+  -- What is matched against the recipient: 'user@example.com' (exact), 'sales-*@example.com'
+  -- or 'user+*@example.com' (one '*' in the local part, any run of characters), or
+  -- '@example.com' (every address of the domain without a more specific route).
+  pattern     TEXT    NOT NULL COLLATE NOCASE CHECK (length(pattern) BETWEEN 2 AND 320),
+  -- One destination address per row (several rows = several destinations), or 'drop': the
+  -- recipient is accepted and discarded (the only destination of its pattern).
+  destination TEXT    NOT NULL COLLATE NOCASE CHECK (length(destination) BETWEEN 1 AND 320),
+  -- 1 = applied, 0 = kept but ignored.
+  enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  -- Free text for the admin.
+  comment     TEXT,
+  UNIQUE (pattern, destination)
+);
+
+PRAGMA user_version = 5;

@@ -322,6 +322,12 @@ int h_rcpt_remove(mg_session* s, const char* address) {
       !valid_address(address))
     return -1;
   std::lock_guard lock(c->tx->mu);
+  // In RCPT, removing the recipient being checked drops it: accepted, never forwarded.
+  const auto& current = c->tx->items[MG_ITEM_CURRENT_RCPT];
+  if (c->stage == MG_STAGE_RCPT && current && strcasecmp(current->c_str(), address) == 0) {
+    c->tx->drop_current_rcpt = true;
+    return 0;
+  }
   c->tx->removed_rcpts.emplace_back(address);
   return 0;
 }

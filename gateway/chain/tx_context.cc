@@ -56,6 +56,7 @@ void TxContext::reset_transaction() {
   rewritten_rcpt.reset();
   added_rcpts.clear();
   removed_rcpts.clear();
+  drop_current_rcpt = false;
   clear_item(MG_ITEM_SENDER);
   clear_item(MG_ITEM_TX_ID);
   clear_item(MG_ITEM_CURRENT_RCPT);

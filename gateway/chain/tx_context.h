@@ -93,6 +93,7 @@ class TxContext {
   std::optional<std::string> rewritten_rcpt;        // rcpt_rewrite in the RCPT stage
   std::vector<std::string> added_rcpts;             // rcpt_add
   std::vector<std::string> removed_rcpts;           // rcpt_remove
+  bool drop_current_rcpt = false;  // rcpt_remove of the recipient being checked, in RCPT
 
   std::vector<Slot> tx_slots;       // per plugin, freed at reset_transaction()
   std::vector<Slot> session_slots;  // per plugin, freed with the context

@@ -132,6 +132,15 @@ const std::vector<CommandSpec>& command_table() {
        {}, run_ratelimit_unexempt},
       {{"policy", "ratelimit", "exemptions"}, "", "list rate limit exemptions", 0, 0, {},
        run_ratelimit_exemptions},
+      {{"policy", "route", "add"}, "PATTERN DESTINATIONS [--disabled] [--comment TEXT]",
+       "route an address ('user@d'), a wildcard ('sales-*@d') or a domain ('@d') to "
+       "addresses (comma list) or 'drop' (the routing plugin)", 2, 2,
+       {{"--disabled", "", "add it switched off"}, kComment}, run_route_add},
+      {{"policy", "route", "remove"}, "PATTERN [DESTINATION]",
+       "remove a route (every destination, or one)", 1, 2, {}, run_route_remove},
+      {{"policy", "route", "list"}, "", "list routes", 0, 0, {}, run_route_list},
+      {{"policy", "route", "test"}, "ADDRESS", "show the route the gateway applies to an address",
+       1, 1, {}, run_route_test},
       {{"dkim", "keygen"},
        "DOMAIN SELECTOR [--algorithm rsa|ed25519] [--bits N] [--force] [--disabled] "
        "[--comment TEXT]",

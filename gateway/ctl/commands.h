@@ -53,6 +53,11 @@ int run_ratelimit_list(Context& ctx, const Args& args);
 int run_ratelimit_exempt(Context& ctx, const Args& args);
 int run_ratelimit_unexempt(Context& ctx, const Args& args);
 int run_ratelimit_exemptions(Context& ctx, const Args& args);
+// route_commands.cc: envelope routes (the routing plugin)
+int run_route_add(Context& ctx, const Args& args);
+int run_route_remove(Context& ctx, const Args& args);
+int run_route_list(Context& ctx, const Args& args);
+int run_route_test(Context& ctx, const Args& args);
 // bayes_commands.cc: the Bayes classifier's token counts (the bayes plugin)
 int run_learn(Context& ctx, const Args& args);
 int run_classify(Context& ctx, const Args& args);

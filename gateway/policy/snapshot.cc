@@ -114,6 +114,7 @@ class SnapshotBuilder {
     snap_->dnsbl_zones_.read(db_, problems_);
     snap_->spam_rules_.read(db_, problems_);
     snap_->spam_thresholds_.read(db_, problems_);
+    snap_->routes_.read(db_, problems_);
     read_dkim_keys();
     return std::move(snap_);
   }
@@ -513,6 +514,7 @@ bool Snapshot::lookup(std::string_view table, std::string_view key, std::string*
   if (table == "dnsbl_zones") return dnsbl_zones_.lookup(table, key, out);
   if (table == "spam_rules") return spam_rules_.lookup(table, key, out);
   if (table == "spam_thresholds") return spam_thresholds_.lookup(table, key, out);
+  if (table == "routes") return routes_.lookup(table, key, out);
   if (table.starts_with("access:")) {
     const AccessRule* rule = match_access(table.substr(7), key);
     if (!rule) return false;

@@ -27,6 +27,7 @@
 #include "policy/cidr.h"
 #include "policy/dnsbl_zones.h"
 #include "policy/ratelimits.h"
+#include "policy/routes.h"
 #include "policy/spam_rules.h"
 #include "policy/spam_thresholds.h"
 #include "util/expected.h"
@@ -154,6 +155,8 @@ class Snapshot {
   // The spam_rules and spam_thresholds tables (policy/spam_rules.h, policy/spam_thresholds.h).
   const SpamRuleTable& spam_rules() const { return spam_rules_; }
   const SpamThresholdTable& spam_thresholds() const { return spam_thresholds_; }
+  // The routes table (policy/routes.h).
+  const RouteTable& routes() const { return routes_; }
 
   // Every dkim_keys row (enabled or not), by domain, then newest first, then selector.
   const std::vector<DkimKey>& dkim_keys() const { return dkim_keys_; }
@@ -166,6 +169,7 @@ class Snapshot {
   //   "ratelimits", "ratelimit_exemptions:KIND"  see policy/ratelimits.h
   //   "dnsbl_zones"     key "*"            see policy/dnsbl_zones.h
   //   "spam_rules", "spam_thresholds"  see policy/spam_rules.h, policy/spam_thresholds.h
+  //   "routes"          key: recipient address  see policy/routes.h
   //   "dkim_keys"       key: domain (case-insensitive, exact: no parent-domain fallback)
   //                     value: the domain's ENABLED keys as a JSON array, newest first:
   //                     [{"selector":"sel2","algorithm":"ed25519-sha256","private_key":"-----
@@ -200,6 +204,7 @@ class Snapshot {
   DnsblZoneTable dnsbl_zones_;
   SpamRuleTable spam_rules_;
   SpamThresholdTable spam_thresholds_;
+  RouteTable routes_;
   std::vector<DkimKey> dkim_keys_;
   std::unordered_map<std::string, std::string> dkim_keys_json_;  // lower-case domain -> array
 };

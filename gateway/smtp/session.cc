@@ -3,6 +3,7 @@
 #include "smtp/session.h"
 
 #include <ctime>
+#include <utility>
 
 #include "log/log.h"
 #include "message/header_parser.h"
@@ -453,6 +454,7 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
     std::lock_guard lock(tx_context_->mu);
     tx_context_->set_item(MG_ITEM_CURRENT_RCPT, address);
     tx_context_->rewritten_rcpt.reset();
+    tx_context_->drop_current_rcpt = false;
   }
   chain::Verdict v = co_await run_stage(MG_STAGE_RCPT, address);
   if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
@@ -465,6 +467,20 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
   if (v.action == MG_DISCARD) {
     tx_.discard = true;
     tx_.discard_plugin = v.plugin;
+  }
+  bool dropped = false;
+  {
+    std::lock_guard lock(tx_context_->mu);
+    dropped = std::exchange(tx_context_->drop_current_rcpt, false);
+  }
+  if (dropped) {
+    // A plugin removed the recipient being checked: accepted, never forwarded.
+    MG_LOG_INFO("{}.{}: recipient <{}> dropped by a plugin", id_, tx_.number, sanitize(address));
+    ++tx_.dropped_rcpts;
+    enter(State::kRcpt);
+    co_await forward_added_recipients();
+    reply(Reply::make(250, "2.1.5", "Ok"));
+    co_return;
   }
   {
     std::lock_guard lock(tx_context_->mu);
@@ -610,6 +626,11 @@ asio::awaitable<Reply> Session::receive_message() {
       tx_.discard = true;
       tx_.discard_plugin = v.plugin;
     }
+  }
+  if (tx_.dropped_rcpts > 0 && recipients().empty()) {
+    // Every recipient was dropped by a plugin: nothing to relay.
+    tx_.discard = true;
+    tx_.discard_plugin = "rcpt-drop";
   }
   if (tx_.discard) {
     // The one deliberate drop: the client is told the message was taken, nothing is relayed.

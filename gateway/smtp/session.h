@@ -87,6 +87,7 @@ class Session {
     MailArgs mail;
     size_t rcpt_attempts = 0;
     bool discard = false;                 // a plugin said DISCARD: accept, do not relay
+    size_t dropped_rcpts = 0;             // accepted but dropped by a plugin (never relayed)
     std::string discard_plugin;
     size_t number = 0;                    // 1, 2, ... within the session
     std::chrono::steady_clock::time_point start;

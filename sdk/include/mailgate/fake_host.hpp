@@ -700,6 +700,7 @@ class FakeSession {
   std::optional<std::string> sender_;
   std::vector<std::string> recipients_;
   std::string current_rcpt_;
+  bool rcpt_dropped_ = false;  // rcpt_remove of current_rcpt_ in RCPT
   std::vector<HeaderField> received_headers_;
   std::vector<HeaderField> headers_;  // received_headers_ with the edits applied
   std::string body_;
@@ -943,6 +944,9 @@ struct Callbacks {
       return fs.refuse("rcpt_remove", "allowed from RCPT to EOM");
     if (!valid_address(address, false)) return fs.malformed("rcpt_remove", "malformed address");
     fs.envelope_edits_.push_back(EnvelopeEdit{EnvelopeEdit::Kind::kRcptRemove, address, ""});
+    // In RCPT, removing the recipient being checked drops it (it never joins the recipients).
+    if (fs.stage_ == MG_STAGE_RCPT && lower(fs.current_rcpt_) == lower(address))
+      fs.rcpt_dropped_ = true;
     for (auto it = fs.recipients_.begin(); it != fs.recipients_.end();) {
       it = lower(*it) == lower(address) ? fs.recipients_.erase(it) : it + 1;
     }
@@ -1322,11 +1326,13 @@ inline mg_action run_mail(LoadedPlugin& p, FakeSession& s, std::string_view send
 inline mg_action run_rcpt(LoadedPlugin& p, FakeSession& s, std::string_view recipient) {
   s.set_stage(MG_STAGE_RCPT).set(MG_ITEM_CURRENT_RCPT, recipient);
   s.current_rcpt_ = std::string(recipient);
+  s.rcpt_dropped_ = false;
   const std::string as_received(recipient);
   const auto cb = p.descriptor().on_rcpt;
   const mg_action action =
       cb != nullptr ? cb(p.state(), s.handle(), as_received.c_str()) : MG_CONTINUE;
-  if (action == MG_CONTINUE || action == MG_ACCEPT) s.recipients_.push_back(s.current_rcpt_);
+  if ((action == MG_CONTINUE || action == MG_ACCEPT) && !s.rcpt_dropped_)
+    s.recipients_.push_back(s.current_rcpt_);
   s.unset(MG_ITEM_CURRENT_RCPT);
   return action;
 }

@@ -27,6 +27,7 @@ class PostfixCase(unittest.TestCase):
     self.start_gateway(), stopped automatically by addCleanup."""
 
     postfix_users = USERS
+    postfix_domains = (DOMAIN,)  # virtual mailbox domains; bare postfix_users exist in each
     postfix_extra_main = None
 
     @classmethod
@@ -34,6 +35,7 @@ class PostfixCase(unittest.TestCase):
         require_binary()
         cls.tmpdir = util.make_tempdir()
         cls.postfix = PostfixInstance(os.path.join(cls.tmpdir, "postfix"), users=cls.postfix_users,
+                                      domains=cls.postfix_domains,
                                       extra_main=cls.postfix_extra_main)
         try:
             cls.postfix.start()
