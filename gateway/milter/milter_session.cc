@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 #include <asio/co_spawn.hpp>
 #include <strings.h>
@@ -217,6 +218,7 @@ chain::Verdict MilterSession::mail(const std::vector<std::string>& argv) {
   pending_adds_.clear();
   pending_dels_.clear();
   discard_ = false;
+  rcpt_dropped_ = false;
   discard_plugin_.clear();
   headers_.clear();
   header_done_ = false;
@@ -266,6 +268,12 @@ chain::Verdict MilterSession::rcpt(const std::vector<std::string>& argv) {
     discard_plugin_ = v.plugin;
   }
   std::lock_guard lock(tx_->mu);
+  if (std::exchange(tx_->drop_current_rcpt, false)) {
+    // Dropped (proxy mode never forwards it): the MTA has it already, so it is deleted at EOM.
+    MG_LOG_INFO("{}: recipient <{}> dropped by a plugin", id_, sanitize(address));
+    tx_->removed_rcpts.push_back(tx_->rewritten_rcpt ? *tx_->rewritten_rcpt : address);
+    rcpt_dropped_ = true;
+  }
   if (tx_->rewritten_rcpt) {
     MG_LOG_INFO("{}: recipient <{}> rewritten to <{}> by a plugin", id_, sanitize(address),
                 sanitize(*tx_->rewritten_rcpt));
@@ -395,6 +403,14 @@ EomOutcome MilterSession::end_of_message() {
   std::erase_if(final_rcpts, [&](const std::string& r) {
     return std::find(removed.begin(), removed.end(), r) != removed.end();
   });
+  if (final_rcpts.empty() && rcpt_dropped_) {
+    // Every recipient was dropped by a plugin: accepted and discarded, as in proxy mode.
+    out.verdict.action = MG_DISCARD;
+    out.verdict.plugin = "rcpt-drop";
+    log_transaction("discarded", "", "plugin=rcpt-drop");
+    end_transaction();
+    return out;
+  }
   if (final_rcpts.empty()) {
     out.verdict.action = MG_REJECT;
     out.verdict.reply = smtp::Reply::make(550, "5.7.1", "No recipients left after filtering");

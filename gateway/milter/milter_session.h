@@ -136,6 +136,7 @@ class MilterSession {
   std::vector<std::string> pending_dels_;   // MTA forms of rewritten recipients
   bool discard_ = false;
   std::string discard_plugin_;
+  bool rcpt_dropped_ = false;  // a plugin dropped a recipient (rcpt_remove of it in RCPT)
   std::vector<chain::HeaderField> headers_;  // as the MTA sent them
   bool header_done_ = false;
   uint64_t body_offset_ = 0;

@@ -458,6 +458,10 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
   }
   chain::Verdict v = co_await run_stage(MG_STAGE_RCPT, address);
   if (v.action == MG_TEMPFAIL || v.action == MG_REJECT) {
+    {
+      std::lock_guard lock(tx_context_->mu);
+      tx_context_->added_rcpts.clear();  // added for this recipient: refused with it
+    }
     log_refusal("RCPT", v.reply, v.plugin,
                 "from=<" + sanitize(tx_.mail.reverse_path.address) + "> to=<" + sanitize(address) +
                     ">");
@@ -497,6 +501,11 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
     enter(State::kRcpt);
     co_await forward_added_recipients();
   } else {
+    {
+      // Recipients a plugin added for this one (e.g. a route's other destinations) go with it.
+      std::lock_guard lock(tx_context_->mu);
+      tx_context_->added_rcpts.clear();
+    }
     MG_LOG_INFO("{}: reject: RCPT from {}[{}]: {}; from=<{}> to=<{}>", id_, client_.name,
                 client_.addr, r.summary(), sanitize(tx_.mail.reverse_path.address),
                 sanitize(address));

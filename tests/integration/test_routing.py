@@ -90,6 +90,8 @@ class RoutingTest(base.PostfixCase):
         self.ctl("policy", "route", "add", "sales-*@example.test", "sales@inside.test")
         self.ctl("policy", "route", "add", "@example.test", "catch@inside.test")
         self.ctl("policy", "route", "add", "trap-*@example.test", "drop")
+        self.ctl("policy", "route", "add", "broken@example.test",
+                 "nobody@inside.test,two@inside.test")
         self.gw = self.start_gateway(flags=[f"--policy_db={self.ctl.db}", "--policy_poll_ms=100"])
         self.gw.wait_for_log(r"plugin chains ready \(\d+ profiles, 2 plugin instances\)")
 
@@ -212,6 +214,17 @@ class RoutingTest(base.PostfixCase):
         self.assertEqual(final.code, 250, final)
         self.gw.wait_for_log(r"nrcpt=0 .*status=discarded .*plugin=rcpt-drop")
         self.assertNotIn(subject, self.postfix.maillog())
+
+    def test_refused_first_destination_takes_the_others_with_it(self):
+        # Postfix has no nobody@inside.test: the client gets its refusal for broken@, and
+        # two@inside.test (the route's other destination) does not get the message.
+        subject = f"route-broken-{token()}"
+        replies, final = self.send(["broken@example.test", "info@example.test"], message(subject))
+        self.assertEqual([r.code for r in replies], [550, 250], replies)
+        self.assertEqual(final.code, 250, final)
+        self.one_message("one@inside.test", subject)
+        self.assertFalse(any(f"Subject: {subject}".encode() in m
+                             for m in self.postfix.messages("two@inside.test")))
 
     def test_relay_is_still_refused_and_routes_change_live(self):
         # Not a local domain: access refuses before routing is asked.

@@ -197,10 +197,7 @@ typedef struct mg_host {
 
   /* Envelope edits. set_sender from MAIL on; rcpt_rewrite in the RCPT stage replaces the
    * recipient being checked (before it is forwarded); rcpt_add/rcpt_remove from RCPT on.
-   * Addresses without <>. Return 0, or -1 when not allowed in this stage or malformed.
-   * In the RCPT stage, rcpt_remove of the recipient being checked drops it: the client gets
-   * 250, the backend never sees it, and a message whose recipients were all dropped is accepted
-   * and discarded (logged). */
+   * Addresses without <>. Return 0, or -1 when not allowed in this stage or malformed. */
   int (*set_sender)(mg_session *s, const char *address);
   int (*rcpt_rewrite)(mg_session *s, const char *address);
   int (*rcpt_add)(mg_session *s, const char *address);

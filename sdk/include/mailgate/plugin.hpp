@@ -409,7 +409,6 @@ class Session {
   bool rcpt_add(std::string_view address) const {
     return host_->rcpt_add(session_, detail::CString(address).c_str()) == 0;
   }
-  // In RCPT, removing the recipient being checked drops it (250 to the client, never relayed).
   bool rcpt_remove(std::string_view address) const {
     return host_->rcpt_remove(session_, detail::CString(address).c_str()) == 0;
   }
