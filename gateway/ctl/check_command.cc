@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "chain/chain.h"
@@ -98,7 +99,7 @@ struct HeaderEdit {
 
 struct EnvelopeEdit {
   mg_stage stage = MG_STAGE_MAIL;  // when the gateway applies it
-  std::string op;                  // "sender", "rcpt_rewrite", "rcpt_add", "rcpt_remove"
+  std::string op;  // "sender", "rcpt_rewrite", "rcpt_add", "rcpt_remove", "rcpt_drop"
   std::string address;             // the old sender / recipient ("" for the null sender)
   std::string new_address;         // sender and rcpt_rewrite: the new one
 };
@@ -168,6 +169,11 @@ class DrySession {
     // after the message, or at QUIT), and every session ends with CLOSE.
     if (mail_given_) co_await run_stage(MG_STAGE_RESET);
     co_await run_stage(MG_STAGE_CLOSE);
+    // Data slots are freed now, as the session frees them, while the plugins (whose code
+    // free_fn is) are still loaded: the context itself may outlive the chain.
+    std::lock_guard lock(tx_->mu);
+    tx_->reset_transaction();
+    for (chain::Slot& s : tx_->session_slots) s.reset();
   }
 
   Report& report() { return report_; }
@@ -262,6 +268,7 @@ class DrySession {
         std::lock_guard lock(tx_->mu);
         tx_->set_item(MG_ITEM_CURRENT_RCPT, address);
         tx_->rewritten_rcpt.reset();
+        tx_->drop_current_rcpt = false;
       }
       v = co_await run_stage(MG_STAGE_RCPT, address, given);
       RecipientResult r;
@@ -275,6 +282,20 @@ class DrySession {
         continue;
       }
       note_discard(v);
+      bool dropped = false;
+      {
+        std::lock_guard lock(tx_->mu);
+        dropped = std::exchange(tx_->drop_current_rcpt, false);
+        if (dropped) tx_->rewritten_rcpt.reset();
+      }
+      if (dropped) {
+        // rcpt_remove of the recipient being checked: accepted (250), never relayed.
+        report_.envelope_edits.push_back({MG_STAGE_RCPT, "rcpt_drop", address, ""});
+        ++dropped_;
+        report_.recipients.push_back(std::move(r));  // relayed_as stays empty
+        forward_added_recipients();
+        continue;
+      }
       {
         std::lock_guard lock(tx_->mu);
         if (tx_->rewritten_rcpt) {
@@ -290,7 +311,13 @@ class DrySession {
       report_.recipients.push_back(std::move(r));
       forward_added_recipients();
     }
-    if (recipients_.empty()) {
+    if (recipients_.empty() && dropped_ > 0 && !discard_) {
+      // Every accepted recipient was dropped: the gateway takes the message and discards it.
+      discard_ = true;
+      discard_stage_ = MG_STAGE_RCPT;
+      discard_plugin_ = "rcpt-drop";
+    }
+    if (recipients_.empty() && dropped_ == 0) {
       // No recipient left: the verdict is the last refusal (the client gets no DATA).
       const RecipientResult& last = report_.recipients.at(*last_refusal);
       Final& f = report_.verdict;
@@ -462,6 +489,7 @@ class DrySession {
   std::vector<std::string> recipients_;  // accepted, after rewrites and additions
   std::vector<chain::HeaderField> original_headers_;
   bool discard_ = false;
+  size_t dropped_ = 0;  // recipients dropped by a plugin (accepted, never relayed)
   mg_stage discard_stage_ = MG_STAGE_MAIL;
   std::string discard_plugin_;
 };
@@ -653,6 +681,8 @@ std::string edit_text(const EnvelopeEdit& e) {
   if (e.op == "rcpt_rewrite")
     return fmt::format("recipient {} rewritten to {}", angle(e.address), angle(e.new_address));
   if (e.op == "rcpt_add") return fmt::format("recipient {} added", angle(e.address));
+  if (e.op == "rcpt_drop")
+    return fmt::format("recipient {} dropped (accepted, not relayed)", angle(e.address));
   return fmt::format("recipient {} removed", angle(e.address));
 }
 
@@ -741,7 +771,9 @@ void print_text(std::ostream& out, const CheckOptions& o, const std::vector<std:
   if (!r.recipients.empty()) {
     out << "recipients:\n";
     for (const RecipientResult& rr : r.recipients) {
-      if (rr.action == MG_CONTINUE) {
+      if (rr.action == MG_CONTINUE && rr.relayed_as.empty()) {
+        out << fmt::format("  {}: accepted and dropped\n", angle(rr.address));
+      } else if (rr.action == MG_CONTINUE) {
         out << fmt::format(
             "  {}: accepted{}\n", angle(rr.address),
             rr.relayed_as != rr.address ? " as " + angle(rr.relayed_as) : std::string());
@@ -792,7 +824,9 @@ void print_json(std::ostream& out, const CheckOptions& o, const std::vector<std:
   for (const RecipientResult& rr : r.recipients) {
     bool ok = rr.action == MG_CONTINUE;
     recipients.push_back({{"address", rr.address},
-                          {"status", ok ? "accepted" : chain::action_name(rr.action)},
+                          {"status", !ok                    ? chain::action_name(rr.action)
+                                     : rr.relayed_as.empty() ? "dropped"
+                                                             : "accepted"},
                           {"relayed_as", ok ? Json(rr.relayed_as) : Json()},
                           {"plugin", optional_text(rr.plugin)},
                           {"reply", reply_json(rr.reply)}});

@@ -13,6 +13,7 @@ local to the gateway (Postfix still has mailboxes there, so the forwarded copy a
 bounce can be read back).
 """
 
+import json
 import os
 import re
 import uuid
@@ -236,6 +237,26 @@ class RoutingTest(base.PostfixCase):
         subject = f"route-live-{token()}"
         self.send(["new@example.test"], message(subject))
         self.one_message("two@inside.test", subject)
+
+    def test_mailgatectl_check_shows_routes(self):
+        d = util.make_tempdir("mailgate-routing-check-")
+        self.addCleanup(util.remove_tree, d)
+        path = os.path.join(d, "m.eml")
+        with open(path, "wb") as f:
+            f.write(message(f"check-{token()}"))
+        plugin_dir = os.path.dirname(builtin_plugin("routing"))
+        common = ("--json", "check", "--client-ip", "127.0.0.1", "--plugin-dir", plugin_dir,
+                  "--from", SENDER)
+        p = self.ctl.run(*common, "--to", "team@example.test", "--to", "trap-1@example.test",
+                         path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        report = json.loads(p.stdout)
+        status = {r["address"]: (r["status"], r["relayed_as"]) for r in report["recipients"]}
+        self.assertEqual(status, {"team@example.test": ("accepted", "two@inside.test"),
+                                  "trap-1@example.test": ("dropped", "")})
+        # Only dropped recipients: the message is taken and discarded (exit 5).
+        p = self.ctl.run(*common, "--to", "trap-2@example.test", path)
+        self.assertEqual(p.returncode, 5, p.stdout + p.stderr)
 
     def test_mailgatectl_route(self):
         self.assertEqual(self.ctl("policy", "route", "test", "Sales-X@example.test").strip(),
