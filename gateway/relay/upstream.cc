@@ -1,4 +1,5 @@
-// relay/upstream.cc — see upstream.h. Deadlines are `co_await (operation || timer)`: whichever
+// relay/upstream.cc — see upstream.h. Reads and writes have a watchdog timer (arm/disarm);
+// connecting, resolving and the TLS handshake use `co_await (operation || timer)`: whichever
 // finishes first cancels the other. Completion tokens redirect errors into std::error_code, so
 // nothing here throws on I/O. Every co_await is a statement of its own (never inside &&, ?: or
 // an if condition): GCC 12 miscompiles some of those forms in coroutines.
@@ -87,10 +88,35 @@ Upstream::Upstream(asio::any_io_executor executor, std::shared_ptr<const RelayCo
       resolver_(executor),
       socket_(executor),
       timer_(executor),
+      watchdog_(executor),
+      watch_(std::make_shared<Watch>()),
       peer_(fmt::format("{}:{}", config_->host, config_->port)),
-      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
+  watch_->socket = &socket_;
+}
 
-Upstream::~Upstream() { close(); }
+Upstream::~Upstream() {
+  watch_->alive = false;
+  close();
+}
+
+void Upstream::arm(Deadline deadline) {
+  Watch& w = *watch_;
+  w.timed_out = false;
+  const uint64_t generation = ++w.generation;
+  watchdog_.expires_at(deadline);
+  watchdog_.async_wait([watch = watch_, generation](const std::error_code& ec) {
+    if (ec || !watch->alive || watch->generation != generation) return;
+    watch->timed_out = true;
+    std::error_code ignored;
+    watch->socket->cancel(ignored);
+  });
+}
+
+void Upstream::disarm() {
+  ++watch_->generation;
+  watchdog_.cancel();
+}
 
 Failure Upstream::fail(Failure::Kind kind, std::string detail) {
   if (quiet_) {
@@ -109,6 +135,7 @@ void Upstream::close() {
   std::error_code ignored;
   resolver_.cancel();
   timer_.cancel();
+  disarm();
   if (socket_.is_open()) {
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -143,20 +170,15 @@ asio::awaitable<std::optional<Failure>> Upstream::write_all(std::string_view byt
                                                             std::string_view what) {
   const Deadline deadline = Clock::now() + timeout;
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
-  timer_.expires_at(deadline);
-  std::error_code ec, timer_ec;
-  bool timed_out = false;
+  std::error_code ec;
+  arm(deadline);
   if (tls_) {
-    auto r = co_await (
-        asio::async_write(*tls_, asio::buffer(bytes.data(), bytes.size()), redirect(ec)) ||
-        timer_.async_wait(redirect(timer_ec)));
-    timed_out = r.index() == 1;
+    co_await asio::async_write(*tls_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
   } else {
-    auto r = co_await (
-        asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec)) ||
-        timer_.async_wait(redirect(timer_ec)));
-    timed_out = r.index() == 1;
+    co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
   }
+  disarm();
+  const bool timed_out = watch_->timed_out;
   if (timed_out) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout sending {} (limit {} ms)", what, as_ms(timeout)));
@@ -171,17 +193,16 @@ asio::awaitable<std::optional<Failure>> Upstream::read_more(Deadline deadline,
                                                             std::chrono::milliseconds timeout,
                                                             std::string_view what) {
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
-  timer_.expires_at(deadline);
-  std::error_code ec, timer_ec;
-  std::variant<size_t, std::monostate> result;
+  std::error_code ec;
+  size_t n = 0;
+  arm(deadline);
   if (tls_) {
-    result = co_await (tls_->async_read_some(asio::buffer(in_), redirect(ec)) ||
-                       timer_.async_wait(redirect(timer_ec)));
+    n = co_await tls_->async_read_some(asio::buffer(in_), redirect(ec));
   } else {
-    result = co_await (socket_.async_read_some(asio::buffer(in_), redirect(ec)) ||
-                       timer_.async_wait(redirect(timer_ec)));
+    n = co_await socket_.async_read_some(asio::buffer(in_), redirect(ec));
   }
-  if (result.index() == 1) {
+  disarm();
+  if (watch_->timed_out) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout waiting for {} (limit {} ms)", what, as_ms(timeout)));
   }
@@ -193,7 +214,7 @@ asio::awaitable<std::optional<Failure>> Upstream::read_more(Deadline deadline,
     co_return fail(Failure::Kind::kLost,
                    fmt::format("error while waiting for {}: {}", what, ec.message()));
   }
-  rbuf_.append(in_.data(), std::get<0>(result));
+  rbuf_.append(in_.data(), n);
   co_return std::nullopt;
 }
 

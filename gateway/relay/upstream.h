@@ -163,12 +163,27 @@ class Upstream {
   std::string own_helo_name() const;
   // STARTTLS and the client handshake; a failure closes the connection.
   asio::awaitable<std::optional<Failure>> start_tls();
+  // Deadline of the read or write in progress (write_all, read_more): one timer per
+  // connection re-armed per operation, cheaper than `operation || timer` (which starts two
+  // child coroutines per operation). When it passes, the socket's operations are cancelled
+  // and `timed_out` is set. The handler may run after this object is gone or re-armed: it
+  // acts only while `alive` and for its own generation.
+  struct Watch {
+    asio::ip::tcp::socket* socket = nullptr;
+    uint64_t generation = 0;
+    bool timed_out = false;
+    bool alive = true;
+  };
+  void arm(Deadline deadline);
+  void disarm();
 
   std::shared_ptr<const RelayConfig> config_;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer timer_;
+  asio::steady_timer watchdog_;
+  std::shared_ptr<Watch> watch_;
   std::string peer_;
   uint64_t id_;
   std::string rbuf_;  // received, not yet parsed
