@@ -197,7 +197,7 @@ class CommandLineTest(CtlCase):
         out = self.ok("policy", "plugin", "add", "--help")
         self.assertIn("--fail-mode MODE", out)
         self.assertIn("(required)", out)
-        self.assertIn("one of access, domain, network, plugin, ratelimit, settings",
+        self.assertIn("one of access, domain, network, plugin, ratelimit, route, settings",
                       self.ok("policy", "--help"))
 
     def test_unknown_command(self):
@@ -205,7 +205,7 @@ class CommandLineTest(CtlCase):
 
     def test_missing_subcommand(self):
         self.usage("policy", contains="policy: missing subcommand (one of: access, domain, "
-                                      "network, plugin, ratelimit, settings)")
+                                      "network, plugin, ratelimit, route, settings)")
         self.usage("policy", "domain", contains="policy domain: missing subcommand (one of: add, "
                                                 "list, remove)")
 
