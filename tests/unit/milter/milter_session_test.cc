@@ -102,6 +102,27 @@ TEST_F(MilterSessionTest, RewrittenRecipientBecomesDeleteAndAddAtTheEnd) {
   EXPECT_EQ(out.add_rcpts, std::vector<std::string>{"bob@example.test"});
 }
 
+TEST_F(MilterSessionTest, DroppedRecipientIsDeletedAtTheEnd) {
+  s_ = start({spec("alpha", "rcpt=drop")});
+  ASSERT_EQ(s_->mail({"<a@example.org>"}).action, MG_CONTINUE);
+  ASSERT_EQ(s_->rcpt({"<drop-me@example.test>"}).action, MG_CONTINUE);
+  ASSERT_EQ(s_->rcpt({"<keep@example.test>"}).action, MG_CONTINUE);
+  EomOutcome out = message(*s_);
+  EXPECT_EQ(out.verdict.action, MG_CONTINUE);
+  EXPECT_EQ(out.del_rcpts, std::vector<std::string>{"<drop-me@example.test>"});
+  EXPECT_TRUE(out.add_rcpts.empty());
+}
+
+TEST_F(MilterSessionTest, MessageWithEveryRecipientDroppedIsDiscarded) {
+  s_ = start({spec("alpha", "rcpt=drop")});
+  ASSERT_EQ(s_->mail({"<a@example.org>"}).action, MG_CONTINUE);
+  ASSERT_EQ(s_->rcpt({"<drop-1@example.test>"}).action, MG_CONTINUE);
+  ASSERT_EQ(s_->rcpt({"<drop-2@example.test>"}).action, MG_CONTINUE);
+  EomOutcome out = message(*s_);
+  EXPECT_EQ(out.verdict.action, MG_DISCARD);
+  EXPECT_EQ(out.verdict.plugin, "rcpt-drop");
+}
+
 TEST_F(MilterSessionTest, HeaderAddedAtEomIsAnAppend) {
   s_ = start({spec("alpha", "eom=header:X-Mailgate-Test:yes")});
   ASSERT_EQ(s_->mail({"<a@example.org>"}).action, MG_CONTINUE);

@@ -2,7 +2,8 @@
  *   {"script": "STAGE=ACTION[;STAGE=ACTION...]"}
  * ACTION is one of: continue, accept, reject[:CODE:ENH:TEXT], tempfail[:CODE:ENH:TEXT],
  * discard, invalid (returns 99), sleep:MS (then continue), symbol:NAME:SCORE,
- * header:NAME:VALUE (header_add), rewrite:ADDRESS (rcpt_rewrite), count (adds the value of
+ * header:NAME:VALUE (header_add), rewrite:ADDRESS (rcpt_rewrite), drop (rcpt_remove of the
+ * recipient being checked; in RCPT only when it starts with "drop"), count (adds the value of
  * score() to a symbol SEEN_SCORE), data (stores/reads a data slot; rejects if the slot from
  * an earlier stage is missing).
  * Built several times with different -DTP_NAME so a chain can hold several of them. */
@@ -104,6 +105,11 @@ static mg_action run(void *vst, mg_session *s, const char *stage) {
   }
   if (strcmp(a, "rewrite") == 0 && f1) {
     return g_host->rcpt_rewrite(s, f1) == 0 ? MG_CONTINUE : MG_TEMPFAIL;
+  }
+  if (strcmp(a, "drop") == 0) {
+    const char *rcpt = g_host->get(s, MG_ITEM_CURRENT_RCPT);
+    if (rcpt == NULL || strncmp(rcpt, "drop", 4) != 0) return MG_CONTINUE;
+    return g_host->rcpt_remove(s, rcpt) == 0 ? MG_CONTINUE : MG_TEMPFAIL;
   }
   if (strcmp(a, "data") == 0) {
     if (strcmp(stage, "mail") == 0) {
