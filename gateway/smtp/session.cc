@@ -226,8 +226,11 @@ asio::awaitable<void> Session::run() {
       reply(Reply::make(421, "4.3.2", config_->hostname + " Service shutting down"));
       break;
     }
-    LineStatus status = co_await stream_.read_line(config_->max_command_line,
-                                                   config_->client_timeout);
+    // AUTH with an initial response may be longer than other commands (RFC 4954 §4); the
+    // length of every other command is checked against max_command_line below.
+    const bool auth_possible = listener_.submission && stream_.tls_active();
+    const size_t max_line = auth_possible ? kMaxAuthLine : config_->max_command_line;
+    LineStatus status = co_await stream_.read_line(max_line, config_->client_timeout);
     switch (status) {
       case LineStatus::kBareLf:
         if (config_->bare_eol == BareEolPolicy::kNormalize) {
@@ -237,10 +240,16 @@ asio::awaitable<void> Session::run() {
                 true);
           break;
         }
-      case LineStatus::kOk:
+      case LineStatus::kOk: {
         ++commands;
-        co_await dispatch(parse_command(stream_.line()));
+        const Command cmd = parse_command(stream_.line());
+        if (stream_.line().size() + 2 > config_->max_command_line && cmd.verb != Verb::kAuth) {
+          reply(Reply::make(500, "5.5.2", "Error: command line too long"), true);
+          break;
+        }
+        co_await dispatch(cmd);
         break;
+      }
       case LineStatus::kBareCr:
         reply(Reply::make(500, "5.5.2", "Error: bare <CR> received"), true);
         break;

@@ -35,7 +35,8 @@ ITEMS_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins",
                        "session_items.c")
 SDK_INCLUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk",
                            "include")
-PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2"}
+PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2",
+             "carol": "long-" + "x9" * 350}  # an AUTH PLAIN line of ~960 octets
 OUTSIDE = "someone@elsewhere.example"
 GATEWAY_NAME = "gateway.mailgate.test"
 
@@ -215,6 +216,17 @@ class SubmissionTest(base.PostfixCase):
         self.assertEqual(i.cmd("MAIL FROM:<alice@example.test>").code, 250)
         r = i.cmd(f"RCPT TO:<{OUTSIDE}>")
         self.assertEqual((r.code, r.enhanced), (554, "5.7.1"), r)
+
+    def test_long_auth_line_accepted_other_long_commands_not(self):
+        gw = self.start()
+        c = self.tls_session(gw)
+        line = f"AUTH PLAIN {b64(chr(0) + 'carol' + chr(0) + PASSWORDS['carol'])}"
+        self.assertGreater(len(line), 900)
+        self.assertEqual(c.cmd(line).code, 235)  # RFC 4954 allows up to 12288 octets
+        r = c.cmd("NOOP " + "x" * 600)
+        self.assertEqual((r.code, r.enhanced), (500, "5.5.2"))  # others keep the 512 limit
+        self.assertEqual(c.cmd("MAIL FROM:<carol@example.test>").code, 250)
+        c.quit()
 
     def test_wrong_password_throttled_per_client_and_never_logged(self):
         gw = self.start(extra=["--log_level=debug"])
