@@ -46,7 +46,7 @@ void note_refusal(std::string_view stage, const std::string& session, const std:
   r.client = client;
   r.stage = std::string(stage);
   r.reply = reply;
-  r.plugin = plugin;
+  r.plugin = plugin.empty() ? std::string("(backend)") : plugin;
   r.detail = detail;
   recent_refusals().add(std::move(r));
 }

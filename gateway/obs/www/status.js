@@ -91,6 +91,8 @@ function render(s) {
   const refused = t.transactions_by_outcome.rejected + t.transactions_by_outcome.tempfail +
     Object.values(t.refusals_by_stage).reduce((a, b) => a + b, 0);
   text('refused', fmt(refused));
+  text('backend_errors', fmt(t.backend_errors));
+  text('dns_hits', s.dns ? (100 * s.dns.cache_hit_ratio).toFixed(0) + ' %' : '–');
   const last = s.series.accepted.slice(-60).map((v, i) => v + s.series.refused.slice(-60)[i]);
   text('rate', fmt(last.length ? last.reduce((a, b) => a + b, 0) / last.length : 0));
   drawLines(document.getElementById('throughput'), [
@@ -106,7 +108,7 @@ function render(s) {
   fillTable('refusals', s.refusals, [
     [r => new Date(r.time_ms).toLocaleTimeString(), false], [r => r.session, false],
     [r => r.client, false], [r => r.stage, false], [r => r.reply, false],
-    [r => r.plugin || '(backend)', false], [r => r.detail, false]]);
+    [r => r.plugin, false], [r => r.detail, false]]);
   document.body.dataset.loaded = 'true';
 }
 
