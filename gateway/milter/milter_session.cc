@@ -269,7 +269,8 @@ chain::Verdict MilterSession::rcpt(const std::vector<std::string>& argv) {
   }
   std::lock_guard lock(tx_->mu);
   if (std::exchange(tx_->drop_current_rcpt, false)) {
-    // Dropped (proxy mode never forwards it): the MTA has it already, so it is deleted at EOM.
+    // Dropped (proxy mode never forwards it): the MTA has it already, so it is deleted at
+    // EOM.
     MG_LOG_INFO("{}: recipient <{}> dropped by a plugin", id_, sanitize(address));
     tx_->removed_rcpts.push_back(tx_->rewritten_rcpt ? *tx_->rewritten_rcpt : address);
     rcpt_dropped_ = true;
