@@ -32,8 +32,8 @@ bool all_digits(const std::string& s) {
 
 // Same rule as a --listen profile.
 bool valid_profile(const std::string& p) {
-  return !p.empty() && p.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") ==
-                           std::string::npos;
+  return !p.empty() &&
+         p.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
 }
 
 }  // namespace
@@ -82,8 +82,8 @@ Expected<MilterConfig, std::string> milter_config_from_flags() {
   if (!FLAGS_milter_socket_mode.empty()) {
     const std::string& m = FLAGS_milter_socket_mode;
     if (m.size() > 4 || m.find_first_not_of("01234567") != std::string::npos)
-      return unexpected("--milter_socket_mode: want octal permission bits such as 0660, not '" +
-                        m + "'");
+      return unexpected("--milter_socket_mode: want octal permission bits such as 0660, not '" + m +
+                        "'");
     if (c.socket.rfind("unix:", 0) != 0 && c.socket.rfind("local:", 0) != 0)
       return unexpected("--milter_socket_mode: only for a unix: socket, not '" + c.socket + "'");
     c.socket_mode = std::stoi(m, nullptr, 8);

@@ -17,10 +17,10 @@ enum class Mode {
 };
 
 struct MilterConfig {
-  std::string socket;            // libmilter connection spec: inet:PORT@HOST, inet6:..., unix:PATH
+  std::string socket;  // libmilter connection spec: inet:PORT@HOST, inet6:..., unix:PATH
   std::string profile = "inbound";  // the policy profile whose plugins run
-  int timeout_seconds = 7210;    // libmilter's I/O timeout towards the MTA
-  int socket_mode = -1;          // unix socket: permission bits to set; -1 = leave (umask)
+  int timeout_seconds = 7210;       // libmilter's I/O timeout towards the MTA
+  int socket_mode = -1;             // unix socket: permission bits to set; -1 = leave (umask)
 };
 
 // The --mode flag: "proxy" or "milter"; the error names the flag.

@@ -2,13 +2,12 @@
 #include "milter/callbacks.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "log/log.h"
 #include "milter/reply_map.h"
@@ -44,8 +43,8 @@ Connection* ensure_connection(SMFICTX* ctx) {
   c = new (std::nothrow) Connection();
   if (c == nullptr) return nullptr;
   try {
-    c->session = std::make_unique<MilterSession>(g_host->chain_for(g_options.profile),
-                                                 g_options, next_session_id());
+    c->session = std::make_unique<MilterSession>(g_host->chain_for(g_options.profile), g_options,
+                                                 next_session_id());
   } catch (const std::exception& e) {
     MG_LOG_ERROR("milter: cannot start a session: {}", e.what());
     delete c;
@@ -90,8 +89,8 @@ sfsistat answer(SMFICTX* ctx, const chain::Verdict& v, bool end_of_message) {
                            l[8], l[9], static_cast<const char*>(nullptr));
     }
     if (rc != MI_SUCCESS)
-      MG_LOG_WARNING("milter: the MTA's reply could not be set to '{} {} {}'", m.code,
-                     m.enhanced, m.lines.empty() ? "" : m.lines[0]);
+      MG_LOG_WARNING("milter: the MTA's reply could not be set to '{} {} {}'", m.code, m.enhanced,
+                     m.lines.empty() ? "" : m.lines[0]);
   }
   return to_sfsistat(m.status);
 }
@@ -155,8 +154,8 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
   Connection* c = ensure_connection(ctx);
   if (c == nullptr) return SMFIS_TEMPFAIL;
   const MilterSession& s = *c->session;
-  c->actions = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT |
-                     SMFIF_CHGFROM | SMFIF_SETSYMLIST);
+  c->actions = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM |
+                     SMFIF_SETSYMLIST);
   unsigned long want = SMFIP_NOUNKNOWN | SMFIP_HDR_LEADSPC;
   if (!s.wants_message()) {
     want |= SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY;

@@ -1,8 +1,9 @@
 // milter/header_edits.cc — see header_edits.h.
 #include "milter/header_edits.h"
 
-#include <algorithm>
 #include <strings.h>
+
+#include <algorithm>
 
 namespace mailgate::milter {
 namespace {

@@ -29,8 +29,9 @@ std::string value_of(const MacroLookup& get, const char* name) {
 const std::vector<MacroRequest>& macro_requests() {
   // SMFIM_CONNECT = 0, SMFIM_HELO = 1, SMFIM_ENVFROM = 2, SMFIM_ENVRCPT = 3, SMFIM_EOM = 5.
   static const std::vector<MacroRequest> kRequests = {
-      {0, "j _ {daemon_name} {daemon_addr} {daemon_port} {if_addr} {client_addr} "
-          "{client_port} {client_name}"},
+      {0,
+       "j _ {daemon_name} {daemon_addr} {daemon_port} {if_addr} {client_addr} "
+       "{client_port} {client_name}"},
       {1, "{tls_version} {cipher}"},
       {2, "i {auth_type} {auth_authen}"},
       {3, "i"},

@@ -1,12 +1,12 @@
 // milter/milter_session.cc — see milter_session.h.
 #include "milter/milter_session.h"
 
+#include <strings.h>
+
 #include <algorithm>
+#include <asio/co_spawn.hpp>
 #include <cctype>
 #include <utility>
-
-#include <asio/co_spawn.hpp>
-#include <strings.h>
 
 #include "chain/post_target.h"
 #include "log/log.h"
@@ -44,9 +44,7 @@ std::string crlf_folds(std::string_view v) {
   return out;
 }
 
-bool refused(const chain::Verdict& v) {
-  return v.action == MG_TEMPFAIL || v.action == MG_REJECT;
-}
+bool refused(const chain::Verdict& v) { return v.action == MG_TEMPFAIL || v.action == MG_REJECT; }
 
 const chain::Verdict kContinue{};
 
@@ -54,11 +52,16 @@ const chain::Verdict kContinue{};
 
 const char* MilterSession::state_name(State s) {
   switch (s) {
-    case State::kNew: return "new";
-    case State::kIdle: return "idle";
-    case State::kEnvelope: return "envelope";
-    case State::kMessage: return "message";
-    case State::kClosed: return "closed";
+    case State::kNew:
+      return "new";
+    case State::kIdle:
+      return "idle";
+    case State::kEnvelope:
+      return "envelope";
+    case State::kMessage:
+      return "message";
+    case State::kClosed:
+      return "closed";
   }
   return "?";
 }
@@ -137,8 +140,7 @@ void MilterSession::update_macros(const MacroLookup& get) {
 void MilterSession::log_refusal(const char* what, const chain::Verdict& v,
                                 const std::string& extra) const {
   MG_LOG_INFO("{}: reject: {} from {}[{}]: {}; plugin={}{}{}", id_, what, client_name_,
-              client_addr_, sanitize(v.reply.summary()), v.plugin, extra.empty() ? "" : " ",
-              extra);
+              client_addr_, sanitize(v.reply.summary()), v.plugin, extra.empty() ? "" : " ", extra);
 }
 
 chain::Verdict MilterSession::connect(const std::string& client_name,
@@ -205,7 +207,8 @@ chain::Verdict MilterSession::mail(const std::vector<std::string>& argv) {
       size_t eq = p.find('=');
       std::string key(p.substr(0, eq));
       for (char& c : key) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      std::string value = eq == std::string_view::npos ? std::string() : std::string(p.substr(eq + 1));
+      std::string value =
+          eq == std::string_view::npos ? std::string() : std::string(p.substr(eq + 1));
       if (key == "BODY")
         for (char& c : value) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (key == "SIZE" || key == "BODY" || key == "SMTPUTF8")
@@ -461,9 +464,9 @@ void MilterSession::log_transaction(const char* status, const std::string& reply
   MG_LOG_INFO(
       "{}.{}: milter client={}[{}]:{} helo=<{}> from=<{}> to={} nrcpt={} size={} queue_id={} "
       "status={} reply=\"{}\" score={:.2f} delay={:.3f}{}{}",
-      id_, transactions_, client_name_, client_addr_, client_port_, helo_, sanitize(sender_), to,
-      n, spool_.size(), queue_id_, status, sanitize(reply), score, delay,
-      extra.empty() ? "" : " ", extra);
+      id_, transactions_, client_name_, client_addr_, client_port_, helo_, sanitize(sender_), to, n,
+      spool_.size(), queue_id_, status, sanitize(reply), score, delay, extra.empty() ? "" : " ",
+      extra);
 }
 
 void MilterSession::end_transaction() {

@@ -16,6 +16,7 @@
 // in io_context::run().
 #pragma once
 
+#include <asio/io_context.hpp>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -23,8 +24,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <asio/io_context.hpp>
 
 #include "chain/chain.h"
 #include "milter/header_edits.h"
@@ -129,11 +128,11 @@ class MilterSession {
   // The transaction.
   size_t transactions_ = 0;
   std::string queue_id_;
-  std::string sender_;                      // as the plugins see it
-  std::optional<std::string> new_sender_;   // a MAIL-stage set_sender, applied at the end
+  std::string sender_;                     // as the plugins see it
+  std::optional<std::string> new_sender_;  // a MAIL-stage set_sender, applied at the end
   std::vector<std::pair<std::string, std::string>> rcpt_raw_;  // address -> MTA's form
-  std::vector<std::string> pending_adds_;   // rcpt_rewrite targets and rcpt_add at RCPT
-  std::vector<std::string> pending_dels_;   // MTA forms of rewritten recipients
+  std::vector<std::string> pending_adds_;  // rcpt_rewrite targets and rcpt_add at RCPT
+  std::vector<std::string> pending_dels_;  // MTA forms of rewritten recipients
   bool discard_ = false;
   std::string discard_plugin_;
   bool rcpt_dropped_ = false;  // a plugin dropped a recipient (rcpt_remove of it in RCPT)

@@ -35,12 +35,24 @@ std::string escape_percent(std::string_view text) {
 MilterReply map_verdict(mg_action action, const smtp::Reply& reply) {
   MilterReply m;
   switch (action) {
-    case MG_CONTINUE: m.status = Status::kContinue; return m;
-    case MG_ACCEPT: m.status = Status::kAccept; return m;
-    case MG_DISCARD: m.status = Status::kDiscard; return m;
-    case MG_TEMPFAIL: m.status = Status::kTempfail; break;
-    case MG_REJECT: m.status = Status::kReject; break;
-    case MG_FAILED: m.status = Status::kTempfail; break;  // not expected: be safe
+    case MG_CONTINUE:
+      m.status = Status::kContinue;
+      return m;
+    case MG_ACCEPT:
+      m.status = Status::kAccept;
+      return m;
+    case MG_DISCARD:
+      m.status = Status::kDiscard;
+      return m;
+    case MG_TEMPFAIL:
+      m.status = Status::kTempfail;
+      break;
+    case MG_REJECT:
+      m.status = Status::kReject;
+      break;
+    case MG_FAILED:
+      m.status = Status::kTempfail;
+      break;  // not expected: be safe
   }
   const bool temp = m.status == Status::kTempfail;
   int code = reply.code;

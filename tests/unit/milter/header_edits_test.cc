@@ -2,11 +2,10 @@
 // the smfi_chgheader / smfi_insheader / smfi_addheader operations that turn one into the
 // other; each case is checked by replaying the operations on the original list the way an
 // MTA applies them (occurrence indexes renumbered after a deletion).
-#include <gtest/gtest.h>
-
-#include <strings.h>
-
 #include "milter/header_edits.h"
+
+#include <gtest/gtest.h>
+#include <strings.h>
 
 namespace mailgate::milter {
 namespace {
@@ -23,7 +22,7 @@ HeaderField fresh(const std::string& name, const std::string& value) {
 
 // What an MTA does with the operations, in order (Postfix renumbers after a deletion).
 std::vector<std::pair<std::string, std::string>> replay(std::vector<HeaderField> h,
-                                                         const std::vector<HeaderOp>& ops) {
+                                                        const std::vector<HeaderOp>& ops) {
   for (const HeaderOp& op : ops) {
     switch (op.kind) {
       case Kind::kChange:
@@ -44,7 +43,9 @@ std::vector<std::pair<std::string, std::string>> replay(std::vector<HeaderField>
         h.insert(h.begin() + std::min<long>(op.index, static_cast<long>(h.size())),
                  fresh(op.name, op.value));
         break;
-      case Kind::kAdd: h.push_back(fresh(op.name, op.value)); break;
+      case Kind::kAdd:
+        h.push_back(fresh(op.name, op.value));
+        break;
     }
   }
   std::vector<std::pair<std::string, std::string>> out;
@@ -106,11 +107,11 @@ TEST(HeaderEdits, RemovalsOfOneNameGoFromLastToFirst) {
 
 TEST(HeaderEdits, MixedEditsReplayToTheEditedList) {
   auto edited = kOriginal;
-  edited.erase(edited.begin() + 4);                          // X-Spam removed
-  edited[3] = fresh("Subject", "[external] hello");          // Subject changed
+  edited.erase(edited.begin() + 4);                             // X-Spam removed
+  edited[3] = fresh("Subject", "[external] hello");             // Subject changed
   edited.insert(edited.begin() + 2, fresh("X-Inserted", "1"));  // between Received and From
-  edited.erase(edited.begin());                              // first Received removed
-  edited.push_back(fresh("X-Spam", "new"));                  // appended
+  edited.erase(edited.begin());                                 // first Received removed
+  edited.push_back(fresh("X-Spam", "new"));                     // appended
   auto ops = diff_headers(kOriginal, edited);
   EXPECT_EQ(replay(kOriginal, ops), names_values(edited));
   // Deletions and changes come before insertions and appends.
@@ -124,8 +125,7 @@ TEST(HeaderEdits, MixedEditsReplayToTheEditedList) {
 }
 
 TEST(HeaderEdits, IdenticalDuplicateFieldsAreInterchangeable) {
-  std::vector<HeaderField> original = {orig("X-A", "same"), orig("X-B", "b"),
-                                       orig("X-A", "same")};
+  std::vector<HeaderField> original = {orig("X-A", "same"), orig("X-B", "b"), orig("X-A", "same")};
   std::vector<HeaderField> edited = {original[1], original[2]};  // the first X-A removed
   auto ops = diff_headers(original, edited);
   ASSERT_EQ(ops.size(), 1u);

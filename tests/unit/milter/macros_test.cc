@@ -1,9 +1,9 @@
 // macros_test.cc — milter/macros: the MTA's macros become the session items plugins read.
+#include "milter/macros.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
-
-#include "milter/macros.h"
 
 namespace mailgate::milter {
 namespace {
@@ -20,13 +20,17 @@ std::string item(const chain::TxContext& tx, mg_item i) {
 }
 
 TEST(Macros, PostfixConnectAndMailMacros) {
-  std::map<std::string, std::string> m = {
-      {"j", "mx.example.test"},      {"{daemon_name}", "smtpd"},
-      {"{if_addr}", "192.0.2.25"},   {"{daemon_port}", "25"},
-      {"{client_addr}", "198.51.100.7"}, {"{client_port}", "40522"},
-      {"{client_name}", "mail.sender.example"}, {"i", "4XyzAbC"},
-      {"{auth_authen}", "alice"},    {"{tls_version}", "TLSv1.3"},
-      {"{cipher}", "TLS_AES_256_GCM_SHA384"}};
+  std::map<std::string, std::string> m = {{"j", "mx.example.test"},
+                                          {"{daemon_name}", "smtpd"},
+                                          {"{if_addr}", "192.0.2.25"},
+                                          {"{daemon_port}", "25"},
+                                          {"{client_addr}", "198.51.100.7"},
+                                          {"{client_port}", "40522"},
+                                          {"{client_name}", "mail.sender.example"},
+                                          {"i", "4XyzAbC"},
+                                          {"{auth_authen}", "alice"},
+                                          {"{tls_version}", "TLSv1.3"},
+                                          {"{cipher}", "TLS_AES_256_GCM_SHA384"}};
   chain::TxContext tx(0);
   MacroFacts f = apply_macros(lookup(m), tx);
   EXPECT_EQ(item(tx, MG_ITEM_HOSTNAME), "mx.example.test");

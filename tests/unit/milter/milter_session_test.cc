@@ -3,12 +3,13 @@
 // per step, a per-recipient refusal, edits collected at the end of the message (a header
 // added, a recipient rewritten into delete + add), DISCARD kept until the end, and the
 // message the plugins see (header fields with raw text, body from the spool).
+#include "milter/milter_session.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include "chain/chain.h"
-#include "milter/milter_session.h"
 
 namespace mailgate::milter {
 namespace {
@@ -17,8 +18,7 @@ std::string plugin_path(const std::string& name) {
   return std::string(MAILGATE_TEST_PLUGIN_DIR) + "/" + name + ".so";
 }
 
-chain::PluginSpec spec(const std::string& name, const std::string& script,
-                       int timeout_ms = 2000,
+chain::PluginSpec spec(const std::string& name, const std::string& script, int timeout_ms = 2000,
                        chain::FailMode mode = chain::FailMode::kTempfail) {
   chain::PluginSpec s;
   s.name = name;

@@ -1,10 +1,9 @@
 // reply_map_test.cc — milter/reply_map: chain actions as SMFIS_* values with the reply the
 // MTA gives, and reply text made safe for libmilter.
-#include <gtest/gtest.h>
-
-#include <libmilter/mfapi.h>
-
 #include "milter/reply_map.h"
+
+#include <gtest/gtest.h>
+#include <libmilter/mfapi.h>
 
 namespace mailgate::milter {
 namespace {
@@ -25,8 +24,8 @@ TEST(ReplyMap, ActionsWithoutReply) {
 }
 
 TEST(ReplyMap, RejectCarriesCodeEnhancedAndText) {
-  auto m = map_verdict(MG_REJECT,
-                       smtp::Reply::make(554, "5.7.1", "<a@b.example>: Relay access denied"));
+  auto m =
+      map_verdict(MG_REJECT, smtp::Reply::make(554, "5.7.1", "<a@b.example>: Relay access denied"));
   EXPECT_EQ(m.status, Status::kReject);
   EXPECT_EQ(m.code, "554");
   EXPECT_EQ(m.enhanced, "5.7.1");
