@@ -553,20 +553,23 @@ Resolver::Resolver(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Resolver::~Resolver() { impl_->shutdown(); }
 
 Result Resolver::resolve(std::string_view name, RRType type) {
-  if (std::optional<Result> cached = impl_->answers().get(name, type, Clock::now())) {
-    impl_->count_cached(*cached);
+  // The Resolver may be destroyed by another thread while this call waits (shutdown answers
+  // the wait with an error): hold the implementation, never touch `this` after the wait.
+  const std::shared_ptr<Impl> impl = impl_;
+  if (std::optional<Result> cached = impl->answers().get(name, type, Clock::now())) {
+    impl->count_cached(*cached);
     return std::move(*cached);
   }
   auto waiter = std::make_shared<SyncWaiter>();
-  impl_->start(std::string(name), type, /*sync=*/true, std::make_unique<SyncCompletion>(waiter));
+  impl->start(std::string(name), type, /*sync=*/true, std::make_unique<SyncCompletion>(waiter));
   std::unique_lock lock(waiter->mu);
   // The resolver thread ends every query by its deadline; the margin only guards against
   // that thread being stuck.
-  const auto limit = impl_->config().timeout + std::chrono::seconds(5);
+  const auto limit = impl->config().timeout + std::chrono::seconds(5);
   if (!waiter->cv.wait_for(lock, limit, [&] { return waiter->result.has_value(); }))
     return failure(Status::kTempfail, "resolver thread did not answer");
   Result result = std::move(*waiter->result);
-  impl_->answers().put(name, type, result, Clock::now());
+  impl->answers().put(name, type, result, Clock::now());
   return result;
 }
 

@@ -28,12 +28,14 @@
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_type.hpp>
-#include <asio/executor_work_guard.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/prefer.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -74,25 +76,34 @@ class Completion {
 
 // Delivers the result to an asio completion handler on the handler's associated executor
 // (the system executor when it has none), keeping that executor's work count up meanwhile.
+// The work is an outstanding_work.tracked copy of the executor, not an executor_work_guard:
+// a guard finishes the work first and drops its executor copy after, so with a strand the
+// resolver thread would release the strand's state after the caller's io_context could
+// already have returned from run() and been destroyed (ThreadSanitizer caught it). A tracked
+// strand releases its state first and its io_context's work last.
 template <typename Handler>
 class HandlerCompletion final : public Completion {
  public:
   explicit HandlerCompletion(Handler handler)
-      : work_(asio::get_associated_executor(handler)), handler_(std::move(handler)) {}
+      : work_(asio::prefer(asio::get_associated_executor(handler),
+                           asio::execution::outstanding_work.tracked)),
+        handler_(std::move(handler)) {}
 
   void complete(Result result) override {
-    asio::post(work_.get_executor(),
-               [handler = std::move(handler_), result = std::move(result)]() mutable {
-                 asio::get_associated_cancellation_slot(handler).clear();
-                 std::move(handler)(std::move(result));
-               });
+    asio::post(*work_, [handler = std::move(handler_), result = std::move(result)]() mutable {
+      asio::get_associated_cancellation_slot(handler).clear();
+      std::move(handler)(std::move(result));
+    });
     // Only now: had the handler carried the work, its executor's run() could return and the
     // io_context be destroyed while post() above was still signalling it.
     work_.reset();
   }
 
  private:
-  asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+  using Tracked = std::decay_t<decltype(asio::prefer(
+      std::declval<asio::associated_executor_t<Handler>>(),
+      asio::execution::outstanding_work.tracked))>;
+  std::optional<Tracked> work_;
   Handler handler_;
 };
 }  // namespace detail
