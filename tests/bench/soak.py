@@ -189,6 +189,8 @@ def main():
     ap.add_argument("--max-rss-growth-kib", type=int, default=8192)
     ap.add_argument("--max-fd-growth", type=int, default=4)
     args = ap.parse_args()
+    # Stopped with SIGTERM (or Ctrl-C): unwind, so the finally below stops the gateway and sink.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sample_every = args.sample or max(1.0, args.duration / 60)
 
     work = tempfile.mkdtemp(prefix="mailgate-soak-")
