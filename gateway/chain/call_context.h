@@ -25,6 +25,8 @@ struct CallContext {
   mg_stage stage = MG_STAGE_CONNECT;
   // Set when the chain stopped waiting (timeout): edits are ignored from then on.
   std::atomic<bool> abandoned{false};
+  // body_replace() was called in this callback: later calls append (mu).
+  bool body_replace_started = false;
 
   // The reply set with set_reply() (mu).
   int reply_code = 0;

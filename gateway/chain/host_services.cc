@@ -470,6 +470,38 @@ int h_store_fail_mode() {
   return g_env.store_fail_open ? MG_STORE_FAIL_OPEN : MG_STORE_FAIL_TEMPFAIL;
 }
 
+// --- 1.3: body replacement and quarantine (EOM only) ---
+
+int h_body_replace(mg_session* s, const char* data, size_t len) {
+  CallContext* c = ctx(s);
+  if (!edits_allowed(c) || c->stage != MG_STAGE_EOM || (data == nullptr && len > 0)) return -1;
+  std::lock_guard lock(c->tx->mu);
+  TxContext& tx = *c->tx;
+  const bool append = c->body_replace_started && tx.new_body.has_value();
+  const uint64_t kept = append ? tx.new_body->size() : 0;
+  if (tx.max_message_size != 0 && kept + len > tx.max_message_size) {
+    const char* id = tx.items[MG_ITEM_SESSION_ID] ? tx.items[MG_ITEM_SESSION_ID]->c_str() : "-";
+    MG_LOG_WARNING("{}: plugin {}: body_replace refused: the replacement body would be {} "
+                   "octets, over --max_message_size={}",
+                   id, c->plugin_name, kept + len, tx.max_message_size);
+    return -1;
+  }
+  if (!append) tx.new_body.emplace();
+  c->body_replace_started = true;
+  if (len > 0) tx.new_body->append(data, len);
+  return 0;
+}
+
+int h_quarantine(mg_session* s, const char* reason) {
+  CallContext* c = ctx(s);
+  if (!edits_allowed(c) || c->stage != MG_STAGE_EOM || reason == nullptr || *reason == 0)
+    return -1;
+  std::string line = one_line(reason, 200);
+  std::lock_guard lock(c->tx->mu);
+  c->tx->quarantine_reason = std::move(line);
+  return 0;
+}
+
 // An RFC 8601 method or result keyword as plugins give it: [a-z0-9_.-]+, at most 64.
 bool auth_keyword(const char* text) {
   if (text == nullptr || *text == 0 || std::strlen(text) > 64) return false;
@@ -547,6 +579,8 @@ const mg_host kHost = {
     h_auth_result_count, h_auth_result_at,
     // 1.2
     h_now_ms, h_rate_limit, h_kv_get, h_kv_set, h_store_fail_mode,
+    // 1.3
+    h_body_replace, h_quarantine,
 };
 
 }  // namespace

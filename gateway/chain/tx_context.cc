@@ -57,6 +57,8 @@ void TxContext::reset_transaction() {
   added_rcpts.clear();
   removed_rcpts.clear();
   drop_current_rcpt = false;
+  new_body.reset();
+  quarantine_reason.reset();
   clear_item(MG_ITEM_SENDER);
   clear_item(MG_ITEM_TX_ID);
   clear_item(MG_ITEM_CURRENT_RCPT);

@@ -95,6 +95,13 @@ class TxContext {
   std::vector<std::string> removed_rcpts;           // rcpt_remove
   bool drop_current_rcpt = false;  // rcpt_remove of the recipient being checked, in RCPT
 
+  // Message edits of the EOM stage (ABI 1.3): the body relayed instead of the received one
+  // (CRLF lines, not dot-stuffed; the spool keeps the original) and the quarantine reason.
+  std::optional<std::string> new_body;
+  std::optional<std::string> quarantine_reason;
+  // Bound on new_body (--max_message_size); 0 = none. Set by the session.
+  uint64_t max_message_size = 0;
+
   std::vector<Slot> tx_slots;       // per plugin, freed at reset_transaction()
   std::vector<Slot> session_slots;  // per plugin, freed with the context
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 
@@ -145,6 +146,24 @@ bool apply_edits(SMFICTX* ctx, const Connection& c, EomOutcome& out) {
     std::string rcpt = "<" + a + ">";
     check(smfi_addrcpt(ctx, rcpt.data()), "smfi_addrcpt " + rcpt);
   }
+  if (out.new_body) {
+    // libmilter sends at most 64 KiB per SMFIR_REPLBODY packet; the first replaces, the rest
+    // append. An empty body is one empty call.
+    const std::string& body = *out.new_body;
+    constexpr size_t kChunk = 65535;
+    size_t at = 0;
+    do {
+      size_t n = std::min(kChunk, body.size() - at);
+      auto* p = reinterpret_cast<unsigned char*>(const_cast<char*>(body.data() + at));
+      int rc = smfi_replacebody(ctx, p, static_cast<int>(n));
+      check(rc, "smfi_replacebody");
+      if (rc != MI_SUCCESS) break;
+      at += n;
+    } while (at < body.size());
+  }
+  if (out.quarantine) {
+    check(smfi_quarantine(ctx, out.quarantine->data()), "smfi_quarantine " + *out.quarantine);
+  }
   return ok;
 }
 
@@ -154,8 +173,8 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
   Connection* c = ensure_connection(ctx);
   if (c == nullptr) return SMFIS_TEMPFAIL;
   const MilterSession& s = *c->session;
-  c->actions = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM |
-                     SMFIF_SETSYMLIST);
+  c->actions = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT |
+                     SMFIF_CHGFROM | SMFIF_SETSYMLIST | SMFIF_CHGBODY | SMFIF_QUARANTINE);
   unsigned long want = SMFIP_NOUNKNOWN | SMFIP_HDR_LEADSPC;
   if (!s.wants_message()) {
     want |= SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY;
@@ -292,7 +311,7 @@ smfiDesc make_filter_description(char* name) {
   d.xxfi_name = name;
   d.xxfi_version = SMFI_VERSION;
   d.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM |
-                 SMFIF_SETSYMLIST;
+                 SMFIF_SETSYMLIST | SMFIF_CHGBODY | SMFIF_QUARANTINE;
   d.xxfi_connect = on_connect;
   d.xxfi_helo = on_helo;
   d.xxfi_envfrom = on_envfrom;

@@ -101,6 +101,7 @@ int run(const config::GatewayConfig& config, const config::MilterConfig& milter)
   options.hostname = config.session.hostname;
   options.spool_dir = config.session.spool_dir;
   options.spool_memory_limit = config.session.spool_memory_limit;
+  options.max_message_size = config.session.max_message_size;
   set_callback_context(plugins->get(), options);
 
   MG_LOG_INFO("milter listening on {} (profile {})", milter.socket, milter.profile);

@@ -79,6 +79,7 @@ MilterSession::MilterSession(smtp::ChainBinding chain, SessionOptions options, s
   tx_->set_item(MG_ITEM_HOSTNAME, options_.hostname);
   tx_->set_item(MG_ITEM_PROTOCOL, "ESMTP");
   tx_->set_item(MG_ITEM_CLIENT_NAME, client_name_);
+  tx_->max_message_size = options_.max_message_size;
 }
 
 MilterSession::~MilterSession() {
@@ -395,6 +396,8 @@ EomOutcome MilterSession::end_of_message() {
     std::lock_guard lock(tx_->mu);
     if (tx_->headers_edited) out.header_ops = diff_headers(headers_, tx_->headers);
     if (tx_->new_sender) new_sender_ = *tx_->new_sender;
+    out.new_body = std::move(tx_->new_body);
+    out.quarantine = std::move(tx_->quarantine_reason);
     for (std::string& a : tx_->added_rcpts) pending_adds_.push_back(std::move(a));
     removed = tx_->removed_rcpts;
     final_rcpts = tx_->recipients;
@@ -440,6 +443,8 @@ EomOutcome MilterSession::end_of_message() {
   if (out.new_sender) edits += " new_from=<" + sanitize(*out.new_sender) + ">";
   if (!out.add_rcpts.empty()) edits += " rcpt_added=" + std::to_string(out.add_rcpts.size());
   if (!out.del_rcpts.empty()) edits += " rcpt_deleted=" + std::to_string(out.del_rcpts.size());
+  if (out.new_body) edits += " body=replaced(" + std::to_string(out.new_body->size()) + ")";
+  if (out.quarantine) edits += " quarantined=\"" + sanitize(*out.quarantine) + '"';
   log_transaction("accepted", "", edits.empty() ? std::string() : edits.substr(1));
   end_transaction();
   return out;

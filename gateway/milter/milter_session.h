@@ -38,6 +38,7 @@ struct SessionOptions {
   std::string hostname;             // MG_ITEM_HOSTNAME until the MTA sends j
   std::filesystem::path spool_dir;
   size_t spool_memory_limit = 1 << 20;
+  uint64_t max_message_size = 0;  // bounds a plugin's body_replace() (--max_message_size)
 };
 
 // What the end of a message asks of the MTA.
@@ -47,6 +48,8 @@ struct EomOutcome {
   std::optional<std::string> new_sender;  // smfi_chgfrom, without <>
   std::vector<std::string> add_rcpts;     // smfi_addrcpt, without <>
   std::vector<std::string> del_rcpts;     // smfi_delrcpt, exactly as the MTA sent them
+  std::optional<std::string> new_body;    // smfi_replacebody (CRLF lines, in chunks)
+  std::optional<std::string> quarantine;  // smfi_quarantine reason
 };
 
 class MilterSession {

@@ -157,6 +157,7 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConf
   tx_context_->set_item(MG_ITEM_PROFILE, listener_.profile);
   tx_context_->set_item(MG_ITEM_HOSTNAME, config_->hostname);
   tx_context_->set_item(MG_ITEM_PROTOCOL, "SMTP");
+  tx_context_->max_message_size = config_->max_message_size;  // bounds body_replace()
   if (obs::trace_writer() != nullptr) runner_.set_trace(&plugin_calls_);
 }
 
@@ -666,8 +667,17 @@ asio::awaitable<Reply> Session::receive_message() {
   }
   uint64_t skip = 0;
   std::string prefix = message_prefix(&skip);
+  std::string edits;  // the EOM message edits, for the log line and the trace
+  {
+    std::lock_guard lock(tx_context_->mu);
+    if (tx_context_->new_body)
+      edits = "body=replaced(" + std::to_string(tx_context_->new_body->size()) + ")";
+    if (tx_context_->quarantine_reason)
+      edits += (edits.empty() ? "" : " ") + std::string("quarantined=\"") +
+               sanitize(*tx_context_->quarantine_reason) + '"';
+  }
   Reply r = co_await backend_->data(prefix, spool_, skip);
-  log_transaction(r, r.positive() ? "accepted" : r.transient() ? "tempfail" : "rejected");
+  log_transaction(r, r.positive() ? "accepted" : r.transient() ? "tempfail" : "rejected", edits);
   if (r.positive()) errors_ = 0;  // like Postfix: the error limit counts errors without mail
   co_return r;
 }
@@ -832,7 +842,10 @@ std::string Session::message_prefix(uint64_t* skip) const {
   std::string prefix = received_header();
   *skip = 0;
   std::lock_guard lock(tx_context_->mu);
-  if (!tx_context_->headers_edited) return prefix;
+  // A quarantined message is held by the backend's header_checks rule on this field.
+  if (tx_context_->quarantine_reason)
+    prefix += "X-Mailgate-Quarantine: " + *tx_context_->quarantine_reason + "\r\n";
+  if (!tx_context_->headers_edited && !tx_context_->new_body) return prefix;
   for (const chain::HeaderField& f : tx_context_->headers) {
     if (!f.raw.empty()) {
       prefix += f.raw;
@@ -846,6 +859,11 @@ std::string Session::message_prefix(uint64_t* skip) const {
   prefix += "\r\n";
   // The original header block (and its separator line, if it had one) is replaced.
   *skip = tx_context_->body_offset;
+  if (tx_context_->new_body) {
+    // So is the body (kept in memory, bounded by --max_message_size): nothing of the spool.
+    prefix += *tx_context_->new_body;
+    *skip = spool_.size();
+  }
   return prefix;
 }
 

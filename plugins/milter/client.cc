@@ -48,6 +48,10 @@ std::uint32_t action_needed(ResponseKind kind) {
       return act::kAddRcptPar;
     case ResponseKind::kChangeFrom:
       return act::kChangeFrom;
+    case ResponseKind::kReplaceBody:
+      return act::kChangeBody;
+    case ResponseKind::kQuarantine:
+      return act::kQuarantine;
     default:
       return 0;
   }
@@ -231,7 +235,7 @@ Verdict MilterClient::connect(const MacroSource& macros, std::string_view hostna
   }
   if (std::string e = conn_.open(config_.endpoint, config_.connect_timeout); !e.empty())
     return fail(e);
-  if (std::string e = conn_.write(encode_optneg(kProtocolVersion, act::kOffered, proto::kOffered),
+  if (std::string e = conn_.write(encode_optneg(kProtocolVersion, offered_actions_, proto::kOffered),
                                   config_.timeout);
       !e.empty())
     return fail(e);
@@ -250,9 +254,12 @@ Verdict MilterClient::connect(const MacroSource& macros, std::string_view hostna
   if (negotiated_.version < 2 || negotiated_.version > kProtocolVersion)
     return fail("milter protocol version " + std::to_string(negotiated_.version) +
                 " (this client speaks 2 to 6)");
-  if ((negotiated_.actions & ~act::kOffered) != 0)
-    return fail("milter asks for actions 0x" + std::to_string(negotiated_.actions) +
-                " beyond those offered (body replacement and quarantine are not supported)");
+  if ((negotiated_.actions & ~offered_actions_) != 0)
+    return fail("milter asks for actions " + std::to_string(negotiated_.actions) +
+                " beyond those offered (" + std::to_string(offered_actions_) +
+                (offered_actions_ & act::kChangeBody
+                     ? ")"
+                     : "; body replacement and quarantine need a gateway of SDK ABI 1.3)"));
   negotiated_.protocol &= ~proto::kInternal;
   if ((negotiated_.protocol & ~proto::kOffered) != 0)
     return fail("milter asks for protocol flags not offered (" +

@@ -74,7 +74,11 @@ class MilterClient {
     kFailed,       // unusable for the rest of the session (the socket is closed)
   };
 
-  explicit MilterClient(const MilterConfig& config) : config_(config) {}
+  // offered_actions: the SMFIF_* actions offered at negotiation (act::kOffered, or
+  // act::kOfferedWithBody when the host can replace the body and quarantine).
+  explicit MilterClient(const MilterConfig& config,
+                        std::uint32_t offered_actions = act::kOffered)
+      : config_(config), offered_actions_(offered_actions) {}
   MilterClient(const MilterClient&) = delete;
   MilterClient& operator=(const MilterClient&) = delete;
 
@@ -124,6 +128,7 @@ class MilterClient {
   Verdict read_reply(bool session_stage, bool body_stage);
 
   MilterConfig config_;
+  std::uint32_t offered_actions_;
   State state_ = State::kIdle;
   std::string failure_;
   Negotiation negotiated_;

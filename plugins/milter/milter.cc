@@ -236,11 +236,16 @@ class MilterPlugin final : public mailgate::Plugin {
     const LockedMilters locked = milters(s);
     SessionMilters& m = *locked;
     const MacroSource macros = source(s);
+    // A milter's REPLBODY chunks make one body; a later milter's body replaces an earlier one's
+    // (every milter is sent the body as received). Given to the gateway once, at the end.
+    std::optional<std::string> new_body;
+    std::size_t body_from = 0;
     for (std::size_t i = 0; i < m.clients.size(); ++i) {
       MilterClient& c = *m.clients[i];
       std::vector<Response> mods;
       Verdict v = c.end_of_message(macros, &mods);
       if (v.kind == Verdict::Kind::kContinue || v.kind == Verdict::Kind::kAccept) {
+        if (take_body(mods, &new_body)) body_from = i;
         if (std::string e = apply(s, c, mods); !e.empty()) {
           v = Verdict{};
           v.kind = Verdict::Kind::kFailed;
@@ -248,6 +253,14 @@ class MilterPlugin final : public mailgate::Plugin {
         }
       }
       const std::optional<Action> a = decide(s, m, i, v, false);
+      if (a) return *a;
+    }
+    if (new_body && !s.body_replace(*new_body)) {
+      Verdict v;
+      v.kind = Verdict::Kind::kFailed;
+      v.error = "the gateway refused the modification REPLBODY (" +
+                std::to_string(new_body->size()) + " octets; over --max_message_size?)";
+      const std::optional<Action> a = decide(s, m, body_from, v, false);
       if (a) return *a;
     }
     return Action::kContinue;
@@ -292,7 +305,10 @@ class MilterPlugin final : public mailgate::Plugin {
     const std::string hostname = name.empty() || name == "unknown" ? "[" + addr + "]" : name;
     const MacroSource macros = source(s);
     for (const MilterConfig& config : milters_) {
-      m.clients.push_back(std::make_unique<MilterClient>(config));
+      // Body replacement and quarantine are offered when the host can apply them (ABI 1.3).
+      const std::uint32_t offered =
+          MG_HOST_HAS(host(), quarantine) ? act::kOfferedWithBody : act::kOffered;
+      m.clients.push_back(std::make_unique<MilterClient>(config, offered));
       m.failure_logged.push_back(false);
       const std::size_t i = m.clients.size() - 1;
       const Verdict v = m.clients[i]->connect(macros, hostname, family,
@@ -371,6 +387,20 @@ class MilterPlugin final : public mailgate::Plugin {
     return Action::kFailed;
   }
 
+  // Moves one milter's REPLBODY chunks, joined, into *body (replacing what an earlier milter
+  // gave); true when it had any.
+  static bool take_body(std::vector<Response>& mods, std::optional<std::string>* body) {
+    bool found = false;
+    for (const Response& r : mods) {
+      if (r.kind != ResponseKind::kReplaceBody) continue;
+      if (!found) body->emplace();
+      found = true;
+      (*body)->append(r.value);
+    }
+    std::erase_if(mods, [](const Response& r) { return r.kind == ResponseKind::kReplaceBody; });
+    return found;
+  }
+
   // Applies one milter's end-of-message modifications; "" or what the host refused.
   static std::string apply(Session& s, const MilterClient& c, const std::vector<Response>& mods) {
     // The gateway writes an edited field as "Name: value": a milter with HDR_LEADSPC gives the
@@ -422,6 +452,11 @@ class MilterPlugin final : public mailgate::Plugin {
             s.log(LogLevel::kWarning,
                   "milter \"" + c.config().name +
                       "\": ESMTP parameters of the new sender ignored: " + r.args);
+          break;
+        case ResponseKind::kQuarantine:
+          // The reason is required by the gateway; sendmail's milters always give one.
+          ok = s.quarantine(r.value.empty() ? "milter " + c.config().name : r.value);
+          what += " " + r.value;
           break;
         default:
           ok = false;

@@ -91,10 +91,13 @@ inline constexpr std::uint32_t kQuarantine = 0x20;
 inline constexpr std::uint32_t kChangeFrom = 0x40;
 inline constexpr std::uint32_t kAddRcptPar = 0x80;
 inline constexpr std::uint32_t kSetSymList = 0x100;
-// What this client can apply through the plugin SDK. Body replacement and quarantine have no
-// SDK service, so they are not offered: a milter that needs them refuses the negotiation.
+// What this client can apply through the plugin SDK of a host older than ABI 1.3: body
+// replacement and quarantine need its body_replace and quarantine services, so they are not
+// offered there (a milter that needs them refuses the negotiation).
 inline constexpr std::uint32_t kOffered =
     kAddHeaders | kAddRcpt | kDeleteRcpt | kChangeHeaders | kChangeFrom | kAddRcptPar | kSetSymList;
+// What it offers on a host of ABI 1.3 or later.
+inline constexpr std::uint32_t kOfferedWithBody = kOffered | kChangeBody | kQuarantine;
 }  // namespace act
 
 // Macro stages of a milter's symbol list (SMFIM_*), the index into Negotiation::macros.

@@ -229,6 +229,9 @@ class FakeHost {
 
   // The services table to hand to a plugin's entry point and create().
   const mg_host* table() const noexcept { return &table_; }
+  // Pretends to be an older host: the table's struct_size, e.g. offsetof(mg_host, body_replace)
+  // for a 1.2 gateway, so MG_HOST_HAS() is false for what came later. Set it before loading.
+  void set_table_size(std::uint32_t struct_size) { table_.struct_size = struct_size; }
 
   // --- DNS ---------------------------------------------------------------------------------
   // Scripts the answer to (name, type); names match case-insensitively, trailing dot or not.
@@ -523,8 +526,16 @@ class FakeSession {
     return *this;
   }
   // The stage the services see; the run_*() helpers set it.
+  // Setting it starts a new callback: the next body_replace() replaces instead of appending.
   FakeSession& set_stage(mg_stage stage) {
     stage_ = stage;
+    body_replace_started_ = false;
+    return *this;
+  }
+  // The gateway's maximum message size: body_replace() refuses a body longer than this
+  // (default 10240000, the gateway's --max_message_size default).
+  FakeSession& set_max_message_size(std::uint64_t size) {
+    max_message_size_ = size;
     return *this;
   }
   mg_stage stage() const noexcept { return stage_; }
@@ -547,6 +558,8 @@ class FakeSession {
                         auth_results_.end());
     header_edits_.clear();
     envelope_edits_.clear();
+    replaced_body_.reset();
+    quarantine_reason_.reset();
   }
   // What the gateway does after the CLOSE stage.
   void end_session() {
@@ -606,7 +619,14 @@ class FakeSession {
   // The envelope as it would be relayed.
   std::optional<std::string> sender() const { return sender_; }
   const std::vector<std::string>& recipients() const noexcept { return recipients_; }
+  // The body as received (what body_read() returns, before and after body_replace()).
   const std::string& body() const noexcept { return body_; }
+  // ABI 1.3: the body that would be relayed instead (body_replace()), nullopt when not replaced.
+  const std::optional<std::string>& replaced_body() const noexcept { return replaced_body_; }
+  // ABI 1.3: the reason given to quarantine(), nullopt when the message is not quarantined.
+  const std::optional<std::string>& quarantine_reason() const noexcept {
+    return quarantine_reason_;
+  }
   const std::vector<LogLine>& logs() const noexcept { return logs_; }
   bool logged(std::string_view needle) const {
     for (const LogLine& line : logs_)
@@ -711,6 +731,10 @@ class FakeSession {
   std::size_t session_auth_results_ = 0;  // the first ones, added before MAIL, outlive a transaction
   std::vector<HeaderEdit> header_edits_;
   std::vector<EnvelopeEdit> envelope_edits_;
+  std::optional<std::string> replaced_body_;
+  bool body_replace_started_ = false;  // this callback already called body_replace()
+  std::uint64_t max_message_size_ = 10240000;
+  std::optional<std::string> quarantine_reason_;
   Slot tx_data_;
   Slot session_data_;
   std::vector<LogLine> logs_;
@@ -1134,6 +1158,31 @@ struct Callbacks {
     std::lock_guard<std::mutex> lock(host->mu_);
     return host->store_fail_mode_;
   }
+
+  // ABI 1.3. Over the maximum size is not a violation: the gateway refuses it too (-1) and the
+  // plugin applies its fail mode.
+  static int body_replace(mg_session* s, const char* data, std::size_t len) {
+    FakeSession& fs = session(s);
+    if (fs.stage_ != MG_STAGE_EOM) return fs.refuse("body_replace", "allowed in EOM");
+    if (data == nullptr && len > 0) return fs.malformed("body_replace", "NULL data, len > 0");
+    const std::uint64_t kept =
+        fs.body_replace_started_ && fs.replaced_body_ ? fs.replaced_body_->size() : 0;
+    if (kept + len > fs.max_message_size_) return -1;
+    if (!fs.body_replace_started_ || !fs.replaced_body_) fs.replaced_body_.emplace();
+    fs.body_replace_started_ = true;
+    fs.replaced_body_->append(data != nullptr ? data : "", len);
+    return 0;
+  }
+  static int quarantine(mg_session* s, const char* reason) {
+    FakeSession& fs = session(s);
+    if (fs.stage_ != MG_STAGE_EOM) return fs.refuse("quarantine", "allowed in EOM");
+    if (reason == nullptr || *reason == 0) return fs.malformed("quarantine", "empty reason");
+    std::string line(reason);
+    for (char& c : line)
+      if (c == '\r' || c == '\n') c = ' ';
+    fs.quarantine_reason_ = std::move(line);
+    return 0;
+  }
 };
 
 }  // namespace detail
@@ -1179,6 +1228,8 @@ inline FakeHost::FakeHost() {
   table_.kv_get = &C::kv_get;
   table_.kv_set = &C::kv_set;
   table_.store_fail_mode = &C::store_fail_mode;
+  table_.body_replace = &C::body_replace;
+  table_.quarantine = &C::quarantine;
   previous_ = detail::current_host();
   detail::current_host() = this;
 }

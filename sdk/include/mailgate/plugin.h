@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define MG_ABI_VERSION_MAJOR 1
-#define MG_ABI_VERSION_MINOR 2
+#define MG_ABI_VERSION_MINOR 3
 #define MG_ABI_VERSION ((uint32_t)((MG_ABI_VERSION_MAJOR << 16) | MG_ABI_VERSION_MINOR))
 #define MG_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MG_ABI_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -282,6 +282,27 @@ typedef struct mg_host {
   /* What the admin wants plugins to do when the calls above return -1 (--redis_fail_mode):
    * MG_STORE_FAIL_OPEN (go on without the check) or MG_STORE_FAIL_TEMPFAIL (answer 4xx). */
   int (*store_fail_mode)(void);
+
+  /* ---- Added in ABI 1.3 (check with MG_HOST_HAS) ----
+   * Body replacement and quarantine, EOM stage only (-1 elsewhere). Both are applied to the
+   * relayed message after the chain's EOM stage, unless the message is refused or discarded.
+   * body_read() keeps returning the body as received. */
+
+  /* Replaces the message body (everything after the header block and its empty line) with
+   * `data`, `len` octets with CRLF line endings; the host dot-stuffs it when relaying. The
+   * first call a plugin makes in the EOM stage replaces the body (and any replacement an
+   * earlier plugin made); its later calls in that stage append, so a body can be given in
+   * chunks. len 0 with a first call gives an empty body. Returns 0, or -1 outside the EOM
+   * stage, for data NULL with len > 0, or when the replacement would exceed the gateway's
+   * maximum message size (the replacement made so far is then kept as it was). */
+  int (*body_replace)(mg_session *s, const char *data, size_t len);
+  /* Quarantines the message: it is still accepted and relayed, but held. In proxy mode the
+   * host adds the header field "X-Mailgate-Quarantine: <reason>" at the top of the relayed
+   * message (the backend holds it with a header_checks rule, see docs/deployment.md); in
+   * milter mode the MTA is asked to quarantine it (smfi_quarantine). reason: one line, not
+   * empty (CR and LF are replaced). A later call replaces the reason. Returns 0, or -1 outside
+   * the EOM stage or for a NULL or empty reason. */
+  int (*quarantine)(mg_session *s, const char *reason);
 } mg_host;
 
 /* Values of host->store_fail_mode(). */

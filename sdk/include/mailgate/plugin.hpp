@@ -413,6 +413,23 @@ class Session {
     return host_->rcpt_remove(session_, detail::CString(address).c_str()) == 0;
   }
 
+  // --- ABI 1.3: body replacement and quarantine (EOM stage only); false when refused ------
+  // True when the host offers them (a gateway of ABI 1.3 or later).
+  bool has_body_services() const noexcept { return MG_HOST_HAS(host_, quarantine); }
+  // The plugin's first call in the EOM stage replaces the body (CRLF line endings, not
+  // dot-stuffed); its later calls append. False from an older host, outside EOM, or when the
+  // body would exceed the gateway's maximum message size.
+  bool body_replace(std::string_view data) const {
+    if (!MG_HOST_HAS(host_, body_replace)) return false;
+    return host_->body_replace(session_, data.data(), data.size()) == 0;
+  }
+  // Accepts and relays the message but has it held (proxy mode: an X-Mailgate-Quarantine
+  // header field; milter mode: the MTA's quarantine). `reason`: one line, not empty.
+  bool quarantine(std::string_view reason) const {
+    if (!MG_HOST_HAS(host_, quarantine)) return false;
+    return host_->quarantine(session_, detail::CString(reason).c_str()) == 0;
+  }
+
   // --- DNS (blocking: plugins without MG_PLUGIN_NONBLOCKING only) ------------------------
   DnsResult dns(std::string_view name, DnsType type) const {
     return DnsResult(host_, host_->dns_query(session_, detail::CString(name).c_str(),

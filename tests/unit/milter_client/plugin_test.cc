@@ -259,7 +259,8 @@ TEST_F(MilterPlugin, SendsEveryStageAndAppliesModifications) {
     if (r.command != 'D') commands += r.command;
   EXPECT_EQ(commands, "OCHMRTLLLNBE");
   ASSERT_GE(got.size(), 2u);
-  EXPECT_EQ(got[0].data, be32(6) + be32(0x1dd) + be32(0x1ff7ff));
+  // Every action, body replacement and quarantine included (the fake host is ABI 1.3).
+  EXPECT_EQ(got[0].data, be32(6) + be32(0x1ff) + be32(0x1ff7ff));
   for (const Received& r : got) {
     if (r.command == 'C') {
       EXPECT_EQ(r.data, "client.example.net\0"s + "4" + be32(40000).substr(2) + "192.0.2.7\0"s);
@@ -558,13 +559,72 @@ TEST_F(MilterPlugin, UnnegotiatedModificationIsAProtocolError) {
   run_close(plugin, s);
 }
 
-TEST_F(MilterPlugin, MilterAskingForBodyReplacementIsRefusedAtNegotiation) {
+TEST_F(MilterPlugin, OnAHostBeforeAbi13BodyReplacementIsNotOfferedAndRefusedAtNegotiation) {
+  host_.set_table_size(offsetof(mg_host, body_replace));  // a 1.2 gateway
   FakeMilter milter(polite(0x2 /* CHGBODY */, 0, pkt('c')));
   LoadedPlugin plugin = load(settings(milter.socket()));
   FakeSession s(host_);
   EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);  // failures before MAIL answer at MAIL
-  EXPECT_TRUE(host_.logged("body replacement and quarantine are not supported"));
+  EXPECT_TRUE(host_.logged("body replacement and quarantine need a gateway of SDK ABI 1.3"));
   EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_TEMPFAIL);
+  const std::vector<Received> got = milter.received();
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].data.substr(4, 4), be32(0x1dd));  // neither CHGBODY nor QUARANTINE offered
+  run_close(plugin, s);
+}
+
+// 'b' chunks (one with a line starting with a dot, one empty) make one body; 'q' quarantines.
+TEST_F(MilterPlugin, ReplacesTheBodyFromItsChunksAndQuarantines) {
+  const std::string eom = pkt('b', "New first line\r\n"s) + pkt('b', ".dot line\r\n"s) +
+                          pkt('b', ""s) + pkt('b', "last\r\n"s) +
+                          pkt('q', "suspicious attachment\0"s) + pkt('c');
+  FakeMilter milter(polite(kEditActions | 0x2 | 0x20, 0, eom));
+  LoadedPlugin plugin = load(settings(milter.socket()));
+  FakeSession s(host_);
+  EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+  EXPECT_EQ(run_rcpt(plugin, s, "b@example.net"), MG_CONTINUE);
+  EXPECT_EQ(run_message(plugin, s, kMessage), MG_CONTINUE);
+  ASSERT_TRUE(s.replaced_body().has_value());
+  EXPECT_EQ(*s.replaced_body(), "New first line\r\n.dot line\r\nlast\r\n");
+  EXPECT_EQ(s.body(), "Body line\r\n");
+  EXPECT_EQ(s.quarantine_reason(), "suspicious attachment");
+  run_reset(plugin, s);
+  run_close(plugin, s);
+  EXPECT_TRUE(host_.violations().empty());
+}
+
+// Every milter is sent the body as received: a later milter's replacement replaces an earlier
+// one's instead of being appended to it.
+TEST_F(MilterPlugin, TheLastMilterReplacingTheBodyWins) {
+  FakeMilter first(polite(0x2, 0, pkt('b', "first\r\n"s) + pkt('c')));
+  FakeMilter second(polite(0x2, 0, pkt('b', "sec"s) + pkt('b', "ond\r\n"s) + pkt('c')));
+  FakeMilter third(polite(0x2, 0, pkt('c')));
+  LoadedPlugin plugin = load(R"({"milters":[{"name":"one","socket":")" + first.socket() +
+                             R"("},{"name":"two","socket":")" + second.socket() +
+                             R"("},{"name":"three","socket":")" + third.socket() + R"("}]})");
+  FakeSession s(host_);
+  EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+  EXPECT_EQ(run_message(plugin, s, kMessage), MG_CONTINUE);
+  ASSERT_TRUE(s.replaced_body().has_value());
+  EXPECT_EQ(*s.replaced_body(), "second\r\n");
+  EXPECT_FALSE(s.quarantine_reason().has_value());
+  run_close(plugin, s);
+}
+
+// A replacement over the gateway's maximum size is refused: the milter's fail mode applies
+// (tempfail by default).
+TEST_F(MilterPlugin, ABodyOverTheMaximumSizeAppliesTheFailMode) {
+  FakeMilter milter(polite(0x2, 0, pkt('b', std::string(2000, 'x')) + pkt('c')));
+  LoadedPlugin plugin = load(settings(milter.socket()));
+  FakeSession s(host_);
+  s.set_max_message_size(1024);
+  EXPECT_EQ(run_connect(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(run_mail(plugin, s, "a@example.org"), MG_CONTINUE);
+  EXPECT_EQ(run_message(plugin, s, kMessage), MG_TEMPFAIL);
+  EXPECT_TRUE(host_.logged("the gateway refused the modification REPLBODY (2000 octets"));
+  EXPECT_FALSE(s.replaced_body().has_value());
   run_close(plugin, s);
 }
 

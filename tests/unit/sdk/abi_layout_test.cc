@@ -1,4 +1,4 @@
-// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.2).
+// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.3).
 //
 // Every public struct's size, every member's offset and type, every enum value and the version
 // macros are fixed here by static_asserts, so an accidental ABI change fails the build instead
@@ -20,8 +20,8 @@ namespace {
 
 // --- versions and the entry symbol ---------------------------------------------------------------
 static_assert(MG_ABI_VERSION_MAJOR == 1);
-static_assert(MG_ABI_VERSION_MINOR == 2);
-static_assert(MG_ABI_VERSION == 0x00010002u);
+static_assert(MG_ABI_VERSION_MINOR == 3);
+static_assert(MG_ABI_VERSION == 0x00010003u);
 static_assert(MG_ABI_MAJOR(0x00020003u) == 2 && MG_ABI_MINOR(0x00020003u) == 3);
 static_assert(std::is_same_v<decltype(MG_ABI_VERSION), std::uint32_t>);
 static_assert(MG_PLUGIN_NONBLOCKING == 0x1u);
@@ -145,6 +145,9 @@ MG_PIN_TYPE(mg_host, rate_limit,
 MG_PIN_TYPE(mg_host, kv_get, int (*)(const char *, char *, size_t));
 MG_PIN_TYPE(mg_host, kv_set, int (*)(const char *, const char *, uint32_t, int));
 MG_PIN_TYPE(mg_host, store_fail_mode, int (*)(void));
+// 1.3
+MG_PIN_TYPE(mg_host, body_replace, int (*)(mg_session *, const char *, size_t));
+MG_PIN_TYPE(mg_host, quarantine, int (*)(mg_session *, const char *));
 MG_PIN_TYPE(mg_plugin, struct_size, uint32_t);
 MG_PIN_TYPE(mg_plugin, abi_version, uint32_t);
 MG_PIN_TYPE(mg_plugin, name, const char *);
@@ -179,7 +182,7 @@ static_assert(offsetof(mg_dns_result, secure) == 8);
 static_assert(offsetof(mg_dns_result, count) == 16);
 static_assert(offsetof(mg_dns_result, records) == 24);
 
-static_assert(sizeof(mg_host) == 304 && alignof(mg_host) == 8);
+static_assert(sizeof(mg_host) == 320 && alignof(mg_host) == 8);
 static_assert(offsetof(mg_host, struct_size) == 0);
 static_assert(offsetof(mg_host, abi_version) == 4);
 static_assert(offsetof(mg_host, log) == 8);
@@ -219,6 +222,8 @@ static_assert(offsetof(mg_host, rate_limit) == 272);
 static_assert(offsetof(mg_host, kv_get) == 280);
 static_assert(offsetof(mg_host, kv_set) == 288);
 static_assert(offsetof(mg_host, store_fail_mode) == 296);
+static_assert(offsetof(mg_host, body_replace) == 304);
+static_assert(offsetof(mg_host, quarantine) == 312);
 static_assert(MG_STORE_FAIL_OPEN == 0 && MG_STORE_FAIL_TEMPFAIL == 1);
 
 static_assert(sizeof(mg_plugin) == 136 && alignof(mg_plugin) == 8);
@@ -261,6 +266,12 @@ TEST(AbiLayout, HostHasChecksTheTablesOwnSize) {
   EXPECT_TRUE(MG_HOST_HAS(&host, auth_result_at));
   EXPECT_FALSE(MG_HOST_HAS(&host, now_ms));
   EXPECT_FALSE(MG_HOST_HAS(&host, store_fail_mode));
+  host.struct_size = offsetof(mg_host, store_fail_mode) + sizeof(host.store_fail_mode);  // 1.2
+  EXPECT_TRUE(MG_HOST_HAS(&host, kv_set));
+  EXPECT_FALSE(MG_HOST_HAS(&host, body_replace));
+  EXPECT_FALSE(MG_HOST_HAS(&host, quarantine));
+  host.struct_size = sizeof(mg_host);
+  EXPECT_TRUE(MG_HOST_HAS(&host, quarantine));
 }
 
 TEST(AbiLayout, VersionMacrosSplitMajorAndMinor) {

@@ -371,3 +371,75 @@ TEST(PluginHpp, DnsResultIsMoveOnlyAndFreesOnce) {
 }
 
 }  // namespace
+
+// --- ABI 1.3: body replacement and quarantine ----------------------------------------------------
+
+// Replaces the body in chunks given by the settings ("chunks" separated by '|') and quarantines
+// with the settings' reason; refused calls are counted in the "refused" log line.
+class BodyRewriter : public Plugin {
+ public:
+  explicit BodyRewriter(const PluginContext& c) : Plugin(c) {}
+  Action on_eoh(Session& s) override {
+    refused_early_ = !s.body_replace("too early") && !s.quarantine("too early");
+    return Action::kContinue;
+  }
+  Action on_eom(Session& s) override {
+    EXPECT_TRUE(s.has_body_services());
+    EXPECT_TRUE(refused_early_);
+    const std::string& text = settings_json();
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t bar = text.find('|', start);
+      const std::string chunk = text.substr(start, bar == std::string::npos ? bar : bar - start);
+      if (!s.body_replace(chunk)) s.log(mailgate::LogLevel::kInfo, "refused " + chunk);
+      if (bar == std::string::npos) break;
+      start = bar + 1;
+    }
+    EXPECT_FALSE(s.quarantine(""));
+    EXPECT_TRUE(s.quarantine("held\r\nfor review"));
+    return Action::kContinue;
+  }
+  bool refused_early_ = false;
+};
+
+TEST(PluginHpp, BodyReplaceAppendsWithinOneCallbackAndQuarantineKeepsOneLine) {
+  FakeHost host;
+  LoadedPlugin plugin(host, &entry_for<BodyRewriter>, "new\r\n|.dot line\r\n|end\r\n");
+  FakeSession s(host);
+  EXPECT_EQ(run_message(plugin, s, "Subject: x\n\nold body\n"), MG_CONTINUE);
+  ASSERT_TRUE(s.replaced_body().has_value());
+  EXPECT_EQ(*s.replaced_body(), "new\r\n.dot line\r\nend\r\n");
+  EXPECT_EQ(s.body(), "old body\r\n");  // body_read() still sees the received body
+  EXPECT_EQ(s.quarantine_reason(), "held  for review");
+  // A second EOM callback starts the body over instead of appending to the first one's.
+  EXPECT_EQ(run_eom(plugin, s), MG_CONTINUE);
+  EXPECT_EQ(*s.replaced_body(), "new\r\n.dot line\r\nend\r\n");
+  // The refusals in EOH were refusals of the stage rule, which the fake lists; the empty reason
+  // was a malformed call.
+  EXPECT_EQ(host.violations().size(), 4u);
+  run_reset(plugin, s);
+  EXPECT_FALSE(s.replaced_body().has_value());
+  EXPECT_FALSE(s.quarantine_reason().has_value());
+}
+
+TEST(PluginHpp, BodyReplaceOverTheMaximumSizeIsRefusedAndKeepsWhatWasThere) {
+  FakeHost host;
+  LoadedPlugin plugin(host, &entry_for<BodyRewriter>, "0123456789|abcdefghij|X");
+  FakeSession s(host);
+  s.set_max_message_size(15);
+  EXPECT_EQ(run_message(plugin, s, "Subject: x\n\nold\n"), MG_CONTINUE);
+  EXPECT_EQ(*s.replaced_body(), "0123456789X");
+  EXPECT_TRUE(s.logged("refused abcdefghij"));
+}
+
+TEST(PluginHpp, BodyServicesAreFalseOnAnOlderHost) {
+  FakeHost host;
+  mg_host older = *host.table();
+  older.struct_size = offsetof(mg_host, store_fail_mode) + sizeof(older.store_fail_mode);
+  FakeSession s(host);
+  s.set_stage(MG_STAGE_EOM);
+  Session session(&older, s.handle());
+  EXPECT_FALSE(session.has_body_services());
+  EXPECT_FALSE(session.body_replace("x"));
+  EXPECT_FALSE(session.quarantine("x"));
+}
