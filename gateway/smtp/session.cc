@@ -3,6 +3,7 @@
 #include "smtp/session.h"
 
 #include <ctime>
+#include <string_view>
 #include <utility>
 
 #include "log/log.h"
@@ -14,6 +15,18 @@
 
 namespace mailgate::smtp {
 namespace {
+
+// The header field a quarantine adds for the backend to hold the message on.
+constexpr std::string_view kQuarantineField = "X-Mailgate-Quarantine";
+
+bool is_quarantine_field(std::string_view name) {
+  if (name.size() != kQuarantineField.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+    if (lower(name[i]) != lower(kQuarantineField[i])) return false;
+  }
+  return true;
+}
 
 // The request methods of HTTP (RFC 9110 and the common extensions): never SMTP verbs.
 bool is_http_method(std::string_view verb) {
@@ -844,9 +857,15 @@ std::string Session::message_prefix(uint64_t* skip) const {
   std::lock_guard lock(tx_context_->mu);
   // A quarantined message is held by the backend's header_checks rule on this field.
   if (tx_context_->quarantine_reason)
-    prefix += "X-Mailgate-Quarantine: " + *tx_context_->quarantine_reason + "\r\n";
-  if (!tx_context_->headers_edited && !tx_context_->new_body) return prefix;
+    prefix += std::string(kQuarantineField) + ": " + *tx_context_->quarantine_reason + "\r\n";
+  // Only a plugin's quarantine may hold a message: the client's own fields of that name are
+  // removed (whenever the header was parsed, i.e. the chain has message-stage plugins, which
+  // any plugin able to quarantine is).
+  bool forged = false;
+  for (const chain::HeaderField& f : tx_context_->headers) forged |= is_quarantine_field(f.name);
+  if (!tx_context_->headers_edited && !tx_context_->new_body && !forged) return prefix;
   for (const chain::HeaderField& f : tx_context_->headers) {
+    if (is_quarantine_field(f.name)) continue;
     if (!f.raw.empty()) {
       prefix += f.raw;
     } else {

@@ -115,7 +115,7 @@ class BodyEditsTest(unittest.TestCase):
             print(f"\n--- mailgate log:\n{gw.log_text()[-6000:]}\n"
                   f"--- postfix maillog (tail):\n{postfix.maillog()[-4000:]}")
 
-    def send(self, host, port, subject):
+    def send(self, host, port, subject, extra_headers=""):
         c = RawSmtp(host, port)
         self.addCleanup(c.close)
         self.assertEqual(c.greeting.code, 220, c.greeting)
@@ -125,7 +125,7 @@ class BodyEditsTest(unittest.TestCase):
         self.assertEqual(c.cmd("DATA").code, 354)
         r = c.data(message_data(
             f"From: <sender@sender.example>\r\nTo: <{base.USER}>\r\nSubject: {subject}\r\n"
-            "\r\nThe original body.\r\n.original dot line\r\n".encode()))
+            f"{extra_headers}\r\nThe original body.\r\n.original dot line\r\n".encode()))
         self.assertEqual(r.code, 250, r)
         c.quit()
 
@@ -165,6 +165,17 @@ class BodyEditsTest(unittest.TestCase):
         self.assert_held(self.plain_postfix)
         self.assertIn("hold: header X-Mailgate-Quarantine: suspicious attachment",
                       self.plain_postfix.maillog())
+
+    def test_proxy_removes_a_clients_own_quarantine_field(self):
+        # A sender cannot get its own message held by writing the field the backend holds on.
+        gw = self.proxy(self.policy("{}"))
+        self.send(gw.host, gw.port, "proxy forged quarantine",
+                  extra_headers="X-Mailgate-Quarantine: forged by the client\r\n"
+                                "x-mailgate-quarantine: and in lower case\r\n")
+        message = self.delivered(self.plain_postfix, "proxy forged quarantine")
+        self.assertNotIn(b"forged by the client", message)
+        self.assertNotIn(b"lower case", message)
+        self.assertIn(b"The original body.", message)
 
     # ------------------------------------------------------------------ milter mode
     def test_milter_replaces_the_body_and_quarantines(self):
