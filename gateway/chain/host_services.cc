@@ -86,7 +86,7 @@ void h_log(mg_session* s, mg_log_level level, const char* message) {
   if (!log::enabled(l)) return;
   std::string text = one_line(message, 4000);
   if (s == nullptr) {
-    log::write(l, fmt::format("plugin {}: {}", t_plugin_name ? t_plugin_name : "?", text));
+    log::emit(l, "plugin {}: {}", t_plugin_name ? t_plugin_name : "?", text);
     return;
   }
   CallContext* c = ctx(s);
@@ -97,7 +97,7 @@ void h_log(mg_session* s, mg_log_level level, const char* message) {
                                                   : c->tx->items[MG_ITEM_SESSION_ID];
     if (id) tx_id = *id;
   }
-  log::write(l, fmt::format("{}: plugin {}: {}", tx_id, c->plugin_name, text));
+  log::emit(l, "{}: plugin {}: {}", tx_id, c->plugin_name, text);
 }
 
 void h_set_reply(mg_session* s, int code, const char* enhanced, const char* text) {

@@ -22,6 +22,24 @@ const char* level_name(Level level) {
   return "?";
 }
 
+// The process never forks, so its pid is read once.
+int process_id() {
+  static const int pid = static_cast<int>(::getpid());
+  return pid;
+}
+
+// One thread's line buffer and the "YYYY-MM-DDTHH:MM:SS" of the second it last logged in.
+struct ThreadLine {
+  fmt::memory_buffer buffer;
+  std::time_t second = -1;
+  char stamp[32] = {};
+};
+
+ThreadLine& thread_line() {
+  thread_local ThreadLine line;
+  return line;
+}
+
 }  // namespace
 
 void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
@@ -39,18 +57,34 @@ bool parse_level(std::string_view text, Level* out) {
   return true;
 }
 
-void write(Level lvl, std::string_view message) {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string line = fmt::format("{}.{:03d}Z mailgate[{}]: {}: {}\n", stamp, static_cast<int>(ms),
-                                 static_cast<int>(getpid()), level_name(lvl), message);
+fmt::memory_buffer& begin_line(Level lvl) {
+  ThreadLine& line = thread_line();
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  if (now.tv_sec != line.second) {
+    std::tm tm{};
+    gmtime_r(&now.tv_sec, &tm);
+    std::strftime(line.stamp, sizeof line.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    line.second = now.tv_sec;
+  }
+  line.buffer.clear();
+  fmt::format_to(std::back_inserter(line.buffer), "{}.{:03d}Z mailgate[{}]: {}: ", line.stamp,
+                 static_cast<int>(now.tv_nsec / 1000000), process_id(), level_name(lvl));
+  return line.buffer;
+}
+
+void end_line(fmt::memory_buffer& line) {
+  line.push_back('\n');
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
+  // A rare huge line (a plugin's long message) does not pin its memory in every thread.
+  if (line.capacity() > 64 * 1024) line = fmt::memory_buffer();
+}
+
+void write(Level lvl, std::string_view message) {
+  fmt::memory_buffer& line = begin_line(lvl);
+  line.append(message);
+  end_line(line);
 }
 
 }  // namespace mailgate::log

@@ -88,8 +88,13 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
     }
     const uint64_t replies_before = upstream_->replies();
 
-    Step step = co_await introduce(client);
-    if (step && step->positive()) step = co_await upstream_->mail(mail);
+    Step step = smtp::Reply{};
+    if (upstream_->caps().pipelining && introduces_with_xforward(client)) {
+      step = co_await upstream_->xforward_and_mail(client, mail);  // one round trip
+    } else {
+      step = co_await introduce(client);
+      if (step && step->positive()) step = co_await upstream_->mail(mail);
+    }
 
     // Retry only when the very first command on a reused connection hit a stale connection:
     // nothing has been accepted on it, so a fresh connection changes nothing for the backend.
@@ -108,6 +113,14 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
     if (upstream_->broken()) drop();  // a 421, or a refused introduction
     co_return std::move(*step);
   }
+}
+
+bool RelaySession::introduces_with_xforward(const ClientInfo& client) const {
+  const RelayConfig& config = *pool_.config;
+  const Upstream& up = *upstream_;
+  if (pinned_auth_ || (up.identity() && same_client(*up.identity(), client))) return false;
+  if (config.use_xclient && up.caps().xclient) return false;
+  return config.use_xforward && up.caps().xforward;
 }
 
 asio::awaitable<Step> RelaySession::introduce(const ClientInfo& client) {

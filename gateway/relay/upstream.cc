@@ -428,6 +428,40 @@ asio::awaitable<Step> Upstream::xforward(const ClientInfo& client) {
   co_return last;
 }
 
+asio::awaitable<Step> Upstream::xforward_and_mail(const ClientInfo& client,
+                                                  const smtp::MailArgs& mail) {
+  if (broken_) co_return unexpected(Failure{Failure::Kind::kLost, "connection already closed"});
+  Expected<std::string, smtp::Reply> mail_line = build_mail_command(mail, caps_);
+  if (!mail_line) {
+    MG_LOG_DEBUG("relay#{} {}: MAIL not sent: {}", id_, peer_, mail_line.error().summary());
+    co_return mail_line.error();
+  }
+  const std::vector<std::string> xforward = build_xforward_commands(client, caps_.xforward_attrs);
+  std::string out;
+  for (const std::string& line : xforward) {
+    MG_LOG_DEBUG("relay#{} {} > {}", id_, peer_, line);
+    out.append(line).append("\r\n");
+  }
+  MG_LOG_DEBUG("relay#{} {} > {}", id_, peer_, *mail_line);
+  out.append(*mail_line).append("\r\n");
+  std::optional<Failure> failure = co_await write_all(out, config_->command_timeout, "MAIL");
+  if (failure) co_return unexpected(std::move(*failure));
+  for (size_t i = 0; i < xforward.size(); ++i) {
+    Step reply = co_await read_reply(config_->command_timeout, "reply to XFORWARD");
+    if (!reply || reply->code == 250) {
+      if (!reply) co_return reply;
+      continue;
+    }
+    if (reply->closes()) co_return reply;
+    MG_LOG_WARNING("relay#{} {}: XFORWARD refused: {}", id_, peer_, reply->summary());
+    close();
+    co_return refused_introduction();
+  }
+  Step reply = co_await read_reply(config_->command_timeout, "reply to MAIL");
+  if (reply && reply->positive()) in_transaction_ = true;
+  co_return reply;
+}
+
 asio::awaitable<Step> Upstream::mail(const smtp::MailArgs& mail) {
   Expected<std::string, smtp::Reply> line = build_mail_command(mail, caps_);
   if (!line) {

@@ -87,6 +87,13 @@ class Upstream {
   // only outside a transaction; the attributes hold for the next transaction only.
   asio::awaitable<Step> xforward(const ClientInfo& client);
 
+  // XFORWARD for `client` and MAIL in one write, for a backend that offers PIPELINING (RFC
+  // 2920 lets both go in one group; Postfix's own smtp client sends them so). The replies are
+  // read in order and mean what xforward() and mail() return: a refused XFORWARD closes the
+  // connection (the MAIL sent with it goes with it). Nothing is sent when MAIL cannot go to
+  // this backend.
+  asio::awaitable<Step> xforward_and_mail(const ClientInfo& client, const smtp::MailArgs& mail);
+
   // MAIL FROM with the parameters the backend supports. When the message cannot go to this
   // backend (SMTPUTF8 not offered) returns the gateway's 5xx reply without sending anything.
   asio::awaitable<Step> mail(const smtp::MailArgs& mail);

@@ -1,9 +1,14 @@
 // server/server.cc — see server.h.
 #include "server/server.h"
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <mutex>
 #include <thread>
 #include <unordered_set>
 
@@ -52,7 +57,9 @@ struct Worker {
 
 struct Listener {
   config::ListenerSpec spec;
-  std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  // One per worker, at the worker's index, on its io_context (bound SO_REUSEPORT when there
+  // are several); each is touched by its worker's thread only once run() started.
+  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
   std::string bound;  // "ADDR:PORT" with the real port
 };
 
@@ -73,7 +80,13 @@ struct Server::Impl {
         auth_throttle(config.auth_max_failures, config.auth_failure_window),
         signals(control) {}
 
-  asio::awaitable<void> accept_loop(Listener& listener);
+  asio::awaitable<void> accept_loop(Listener& listener, Worker& worker,
+                                    asio::ip::tcp::acceptor& acceptor);
+  // What a new session starts with (SIGHUP swaps both on the control thread).
+  std::shared_ptr<const smtp::SessionConfig> current_session_config() const;
+  std::shared_ptr<const net::TlsContext> current_tls() const;
+  // Opens the acceptors of one listener, one per worker; an error names the listener.
+  std::string open_listener(const config::ListenerSpec& spec);
   asio::awaitable<void> refuse(asio::ip::tcp::socket socket, smtp::Reply reply);
   asio::awaitable<void> session_main(Worker& worker, asio::ip::tcp::socket socket,
                                      net::ConnectionLimiter::Ticket ticket,
@@ -92,6 +105,9 @@ struct Server::Impl {
   config::GatewayConfig config;
   const char* argv0;
   PluginHost* plugins;
+  // session_config and tls are written by the control thread (under shared_mu) and read by
+  // the workers' accept loops (current_*()).
+  mutable std::mutex shared_mu;
   std::shared_ptr<const smtp::SessionConfig> session_config;  // swapped on SIGHUP
   net::ConnectionLimiter limiter;
   // New sessions take the current context; open ones keep theirs (SIGHUP swaps it).
@@ -101,16 +117,26 @@ struct Server::Impl {
   asio::signal_set signals;
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<Listener> listeners;
-  size_t next_worker = 0;
-  uint64_t session_counter = 0;
-  bool stopping = false;
+  std::atomic<uint64_t> session_counter{0};
+  std::atomic<bool> stopping{false};
 };
+
+std::shared_ptr<const smtp::SessionConfig> Server::Impl::current_session_config() const {
+  std::lock_guard lock(shared_mu);
+  return session_config;
+}
+
+std::shared_ptr<const net::TlsContext> Server::Impl::current_tls() const {
+  std::lock_guard lock(shared_mu);
+  return tls;
+}
 
 std::string Server::Impl::next_session_id() {
   // 12 hex digits: the low 24 bits of the start time, then a counter; unique per process
   // and, across restarts, for 194 days.
   static const uint32_t base = static_cast<uint32_t>(std::time(nullptr)) & 0xFFFFFF;
-  return fmt::format("{:06X}{:06X}", base, ++session_counter & 0xFFFFFF);
+  const uint64_t n = session_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  return fmt::format("{:06X}{:06X}", base, n & 0xFFFFFF);
 }
 
 asio::awaitable<void> Server::Impl::refuse(asio::ip::tcp::socket socket, smtp::Reply reply) {
@@ -140,19 +166,18 @@ asio::awaitable<void> Server::Impl::session_main(Worker& worker, asio::ip::tcp::
   ticket.release();
 }
 
-asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
+asio::awaitable<void> Server::Impl::accept_loop(Listener& listener, Worker& worker,
+                                                asio::ip::tcp::acceptor& acceptor) {
   for (;;) {
-    Worker& worker = *workers[next_worker];
-    next_worker = (next_worker + 1) % workers.size();
     std::error_code ec;
-    asio::ip::tcp::socket socket = co_await listener.acceptor->async_accept(
-        worker.ctx, asio::redirect_error(asio::use_awaitable, ec));
-    if (stopping) co_return;
+    asio::ip::tcp::socket socket =
+        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (stopping.load()) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
       // EMFILE/ENFILE and friends: log, back off briefly, keep serving.
       MG_LOG_WARNING("accept on {}: {}", listener.bound, ec.message());
-      asio::steady_timer pause(control, std::chrono::milliseconds(100));
+      asio::steady_timer pause(worker.ctx, std::chrono::milliseconds(100));
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
@@ -160,7 +185,8 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
     if (ec) continue;  // already gone
     net::ConnectionLimiter::Ticket ticket;
     auto verdict = limiter.acquire(remote.address(), &ticket);
-    const std::string& host = session_config->hostname;
+    std::shared_ptr<const smtp::SessionConfig> cfg = current_session_config();
+    const std::string& host = cfg->hostname;
     if (verdict != net::ConnectionLimiter::Verdict::kAccepted) {
       bool total = verdict == net::ConnectionLimiter::Verdict::kTotal;
       (total ? obs::metrics().connections_refused_total
@@ -182,15 +208,16 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener) {
     smtp::ListenerInfo info;
     info.address = listener.bound;
     info.profile = listener.spec.profile;
-    info.tls = tls;
+    info.tls = current_tls();
     info.implicit_tls = listener.spec.implicit_tls;
     info.submission = listener.spec.submission;
     info.auth_throttle = &auth_throttle;
+    info.peer = remote;
     smtp::ChainBinding chain =
         plugins != nullptr ? plugins->chain_for(listener.spec.profile) : smtp::ChainBinding{};
     chain.completions = worker.completions;
     asio::co_spawn(worker.ctx,
-                   session_main(worker, std::move(socket), std::move(ticket), session_config,
+                   session_main(worker, std::move(socket), std::move(ticket), std::move(cfg),
                                 std::move(info), next_session_id(), std::move(chain)),
                    [](std::exception_ptr e) {
                      if (!e) return;
@@ -218,11 +245,13 @@ std::string Server::Impl::load_tls(const config::GatewayConfig& c) {
     for (const Listener& l : listeners) implicit = implicit || l.spec.implicit_tls;
     if (implicit && tls) return "--tls_cert: needed by the implicit-TLS listeners";
     if (tls) MG_LOG_INFO("TLS: --tls_cert is no longer set; new sessions get no STARTTLS");
+    std::lock_guard lock(shared_mu);
     tls = nullptr;
     return {};
   }
   auto loaded = net::TlsContext::load(c.tls_cert, c.tls_key);
   if (!loaded) return loaded.error();
+  std::lock_guard lock(shared_mu);
   tls = std::move(*loaded);
   MG_LOG_INFO("TLS: loaded {} ({})", c.tls_cert, tls->description());
   return {};
@@ -240,7 +269,10 @@ void Server::Impl::reload() {
   if (!tls_error.empty())
     MG_LOG_ERROR("reload: TLS: {}; new sessions keep the running certificate", tls_error);
   auth_throttle.set_limits(fresh->auth_max_failures, fresh->auth_failure_window);
-  session_config = std::make_shared<const smtp::SessionConfig>(fresh->session);
+  {
+    std::lock_guard lock(shared_mu);
+    session_config = std::make_shared<const smtp::SessionConfig>(fresh->session);
+  }
   limiter.set_limits(fresh->max_connections, fresh->max_connections_per_ip);
   bool listeners_changed = fresh->listeners.size() != config.listeners.size();
   for (size_t i = 0; !listeners_changed && i < fresh->listeners.size(); ++i)
@@ -269,11 +301,15 @@ void Server::Impl::on_signal(int signo) {
 }
 
 void Server::Impl::begin_shutdown() {
-  if (stopping) return;
-  stopping = true;
-  for (Listener& l : listeners) {
-    std::error_code ec;
-    l.acceptor->close(ec);
+  if (stopping.exchange(true)) return;
+  // Each acceptor is closed on its own worker's thread (asio objects are not thread-safe).
+  for (size_t i = 0; i < workers.size(); ++i) {
+    asio::post(workers[i]->ctx, [this, i] {
+      for (Listener& l : listeners) {
+        std::error_code ec;
+        l.acceptors[i]->close(ec);
+      }
+    });
   }
   signal_sessions();  // idle sessions end now; the others when their transaction is done
   asio::co_spawn(control, drain(), asio::detached);
@@ -322,27 +358,64 @@ Server::~Server() {
   }
 }
 
-std::string Server::bind() {
-  std::string tls_error = impl_->load_tls(impl_->config);
-  if (!tls_error.empty()) return tls_error;
-  for (const config::ListenerSpec& spec : impl_->config.listeners) {
-    Listener l;
-    l.spec = spec;
-    l.acceptor = std::make_unique<asio::ip::tcp::acceptor>(impl_->control);
-    std::error_code ec;
-    auto fail = [&](const char* what) {
-      return "--listen=" + spec.text + ": cannot " + what + ": " + ec.message();
-    };
-    l.acceptor->open(spec.endpoint.protocol(), ec);
+std::string Server::Impl::open_listener(const config::ListenerSpec& spec) {
+  Listener l;
+  l.spec = spec;
+  asio::ip::tcp::endpoint endpoint = spec.endpoint;
+  std::error_code ec;
+  auto fail = [&](const char* what) {
+    return "--listen=" + spec.text + ": cannot " + what + ": " + ec.message();
+  };
+  const bool shared = workers.size() > 1;
+  if (shared && endpoint.port() != 0) {
+    // SO_REUSEPORT would let this process share a port another one (a second mailgate
+    // started by mistake) already serves: find out with a plain bind first.
+    asio::ip::tcp::acceptor probe(control);
+    probe.open(endpoint.protocol(), ec);
     if (ec) return fail("open socket");
-    l.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (spec.endpoint.address().is_v6()) l.acceptor->set_option(asio::ip::v6_only(true), ec);
-    l.acceptor->bind(spec.endpoint, ec);
+    probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (endpoint.address().is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+    probe.bind(endpoint, ec);
     if (ec) return fail("bind");
-    l.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  }
+  for (auto& worker : workers) {
+    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(worker->ctx);
+    acceptor->open(endpoint.protocol(), ec);
+    if (ec) return fail("open socket");
+    acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (shared) {
+      const int on = 1;
+      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        ec = std::error_code(errno, std::system_category());
+        return fail("set SO_REUSEPORT");
+      }
+    }
+    if (endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+    acceptor->bind(endpoint, ec);
+    if (ec) return fail("bind");
+    acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return fail("listen");
-    l.bound = endpoint_text(l.acceptor->local_endpoint(ec));
-    impl_->listeners.push_back(std::move(l));
+    // Port 0: the OS picked one for the first acceptor; the others take the same.
+    endpoint = acceptor->local_endpoint(ec);
+    if (ec) return fail("read the bound address");
+    l.acceptors.push_back(std::move(acceptor));
+  }
+  l.bound = endpoint_text(endpoint);
+  listeners.push_back(std::move(l));
+  return {};
+}
+
+std::string Server::bind() {
+  Impl& s = *impl_;
+  std::string tls_error = s.load_tls(s.config);
+  if (!tls_error.empty()) return tls_error;
+  if (s.workers.empty()) {
+    for (unsigned i = 0; i < std::max(1u, s.config.threads); ++i)
+      s.workers.push_back(std::make_unique<Worker>(s.config.relay));
+  }
+  for (const config::ListenerSpec& spec : s.config.listeners) {
+    std::string error = s.open_listener(spec);
+    if (!error.empty()) return error;
   }
   return {};
 }
@@ -351,8 +424,6 @@ void Server::attach_plugins(PluginHost* plugins) { impl_->plugins = plugins; }
 
 int Server::run() {
   Impl& s = *impl_;
-  for (unsigned i = 0; i < s.config.threads; ++i)
-    s.workers.push_back(std::make_unique<Worker>(s.config.relay));
   for (auto& w : s.workers) {
     w->thread = std::thread([worker = w.get()] {
       for (;;) {
@@ -372,7 +443,9 @@ int Server::run() {
                 l.spec.implicit_tls ? ", implicit TLS"
                 : s.tls         ? ", STARTTLS"
                                 : "");
-    asio::co_spawn(s.control, s.accept_loop(l), asio::detached);
+    for (size_t i = 0; i < s.workers.size(); ++i)
+      asio::co_spawn(s.workers[i]->ctx, s.accept_loop(l, *s.workers[i], *l.acceptors[i]),
+                     asio::detached);
   }
   s.signals.add(SIGTERM);
   s.signals.add(SIGINT);

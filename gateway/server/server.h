@@ -1,7 +1,9 @@
 // server/server.h — the daemon's process-level machinery: I/O threads, listeners, the
 // accept loop, connection limits, signals (SIGTERM/SIGINT drain, SIGHUP reload).
-// Owns: one io_context per I/O thread (each with its own backend pool and its sessions), the
-// acceptors and the control io_context on the main thread that runs accept and signals.
+// Owns: one io_context per I/O thread (each with its own backend pool, its sessions and its
+// own acceptor on every listener: with several threads the listeners are bound SO_REUSEPORT
+// once per thread, so the kernel spreads connections and none crosses threads), and the
+// control io_context on the main thread that runs signals, reload and the drain.
 // Must not touch: SMTP semantics (smtp/session) or the backend protocol (relay/).
 // Thread-safety: public methods are called from the main thread only.
 #pragma once

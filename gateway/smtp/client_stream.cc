@@ -69,8 +69,7 @@ void ClientStream::cancel() {
 void ClientStream::close() {
   disarm();
   std::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  socket_.close(ignored);  // the only descriptor of the connection: close(2) sends the FIN
 }
 
 void ClientStream::consume(size_t n) {

@@ -152,7 +152,7 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<const SessionConf
       runner_(chain.chain, tx_context_, chain.pool, stream_.socket().get_executor(),
               chain.completions) {
   std::error_code ec;
-  auto remote = stream_.socket().remote_endpoint(ec);
+  auto remote = listener_.peer ? *listener_.peer : stream_.socket().remote_endpoint(ec);
   if (!ec) {
     asio::ip::address addr = remote.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())

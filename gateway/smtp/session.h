@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct ListenerInfo {
   bool implicit_tls = false;  // TLS from the first byte (smtps, RFC 8314), no STARTTLS
   bool submission = false;    // AUTH offered (under TLS only) and required before MAIL
   net::AuthThrottle* auth_throttle = nullptr;  // failed AUTH per client address; may be null
+  // The client's endpoint as the acceptor saw it (saves a getpeername(2)); when unset the
+  // session asks its socket.
+  std::optional<asio::ip::tcp::endpoint> peer;
 };
 
 // The plugin chain a session runs (may be empty: no plugins configured).
