@@ -80,6 +80,25 @@ class OperationsTest(PostfixCase):
         self.assertEqual([r.code for r in replies], [250, 250, 250, 452], replies)
         c.quit()
 
+    def test_second_gateway_on_the_same_port_is_refused(self):
+        # Several I/O threads bind the port SO_REUSEPORT; a second gateway started by mistake
+        # must still fail to bind rather than share the port.
+        gw = self.start_gateway(flags=["--threads=2"])
+        spool = util.make_tempdir("mailgate-spool-")
+        self.addCleanup(util.remove_tree, spool)
+        code, out = run_once([f"--listen={gw.host}:{gw.port}", f"--backend=127.0.0.1:{self.postfix.port}",
+                              f"--spool_dir={spool}", "--hostname=second.mailgate.test",
+                              f"--policy_db={spool}/policy.db", "--dns_servers=none",
+                              "--threads=2"], timeout=15)
+        self.assertIsNotNone(code, f"the second gateway did not exit: {out[-2000:]}")
+        self.assertNotEqual(code, 0, out[-2000:])
+        self.assertIn(f"--listen={gw.host}:{gw.port}", out)
+        self.assertIn("in use", out)
+        # The first one still serves.
+        c = self.connect(gw)
+        self.assertEqual(c.greeting.code, 220)
+        c.quit()
+
     def test_sigterm_lets_open_session_finish(self):
         before = len(self.postfix.messages(USER))
         gw = self.start_gateway(flags=["--shutdown_grace=15"])
