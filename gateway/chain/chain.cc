@@ -297,12 +297,15 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
     tx_->stage = stage;
   }
   const std::vector<ChainEntry>& entries = chain_->entries();
+  const bool store_blocks = store_may_block();
+  // Declared not to block in this stage: run on this thread, and refused DNS wherever it runs.
+  auto declared_inline = [&](size_t k) { return entries[k].plugin->runs_inline(stage, store_blocks); };
   auto make_call = [&](size_t i) {
     auto call = std::make_shared<CallContext>();
     call->tx = tx_;
     call->plugin_index = i;
     call->plugin_name = entries[i].name;
-    call->nonblocking = entries[i].plugin->nonblocking();
+    call->nonblocking = declared_inline(i);
     call->stage = stage;
     return call;
   };
@@ -346,7 +349,7 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
       ++i;
       continue;
     }
-    if (e.plugin->nonblocking() || pool_ == nullptr) {
+    if (declared_inline(i) || pool_ == nullptr) {
       auto call = make_call(i);
       auto started = Clock::now();
       std::string error;
@@ -364,13 +367,17 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
       continue;
     }
 
-    // The run of blocking plugins with a callback for this stage starting at i.
+    // The run for the pool: from this blocking plugin to the last blocking one of the stage,
+    // taking along the inline ones between them (one hop rather than one per blocking
+    // stretch; every plugin is thread-safe). Inline ones after the last stay on this thread.
     std::vector<size_t> run;
+    size_t blocking_end = 0;  // run[0, blocking_end) ends with a blocking plugin
     for (size_t k = i; k < entries.size(); ++k) {
       if (!has_callback(entries[k].plugin->descriptor(), stage)) continue;
-      if (entries[k].plugin->nonblocking()) break;
       run.push_back(k);
+      if (!declared_inline(k)) blocking_end = run.size();
     }
+    run.resize(blocking_end);
     std::vector<std::shared_ptr<CallContext>> calls;
     for (size_t k : run) calls.push_back(make_call(k));
     if (!shared_input) shared_input = std::make_shared<const StageInput>(std::move(input));

@@ -603,4 +603,9 @@ ScopedPluginName::ScopedPluginName(const char* name) : previous_(t_plugin_name) 
 }
 ScopedPluginName::~ScopedPluginName() { t_plugin_name = previous_; }
 
+bool store_may_block() {
+  const store::Store* s = current_store();
+  return s != nullptr && s->may_block();
+}
+
 }  // namespace mailgate::chain

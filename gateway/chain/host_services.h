@@ -52,6 +52,9 @@ struct HostEnvironment {
 // running plugins).
 void set_host_environment(HostEnvironment env);
 
+// Whether the store behind the shared-store services can block (Redis); false in memory.
+bool store_may_block();
+
 // The table passed to every plugin's entry point and create().
 const mg_host* host_table();
 

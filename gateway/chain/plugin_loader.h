@@ -25,6 +25,13 @@ class LoadedPlugin {
   const mg_plugin& descriptor() const { return *descriptor_; }
   const char* name() const { return descriptor_->name; }
   bool nonblocking() const { return (descriptor_->flags & MG_PLUGIN_NONBLOCKING) != 0; }
+  // Whether its `stage` callback runs on the I/O thread (MG_PLUGIN_NONBLOCKING, the stage's
+  // MG_PLUGIN_INLINE_STAGE, or MG_PLUGIN_BLOCKS_ONLY_IN_STORE while the store cannot block).
+  bool runs_inline(mg_stage stage, bool store_may_block) const {
+    const uint32_t f = descriptor_->flags;
+    return (f & MG_PLUGIN_NONBLOCKING) != 0 || (f & MG_PLUGIN_INLINE_STAGE(stage)) != 0 ||
+           ((f & MG_PLUGIN_BLOCKS_ONLY_IN_STORE) != 0 && !store_may_block);
+  }
   // load_plugin() guarantees struct_size covers every ABI 1.0 member; members added in
   // later minors must be checked against struct_size before use.
 

@@ -33,6 +33,7 @@ class MemoryStore final : public Store {
   SetResult set(std::string_view key, std::string_view value, uint32_t ttl_ms,
                 bool only_if_absent) override;
   std::string describe() const override { return "memory"; }
+  bool may_block() const override { return false; }
 
   // Keys held now (live or not yet swept).
   size_t size() const;

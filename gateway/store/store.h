@@ -58,6 +58,10 @@ class Store {
 
   // "memory" or "HOST:PORT" of the Redis server, for logs.
   virtual std::string describe() const = 0;
+
+  // Whether a call can wait on I/O (Redis). Plugins flagged MG_PLUGIN_BLOCKS_ONLY_IN_STORE run
+  // on the I/O threads when it cannot.
+  virtual bool may_block() const { return true; }
 };
 
 }  // namespace mailgate::store

@@ -25,7 +25,8 @@
 //    "ipv4_prefix": 24, "ipv6_prefix": 64, "exempt_networks": [], "exempt_senders": [],
 //    "exempt_recipient_domains": [], "skip_relay_networks": true, "skip_authenticated": true,
 //    "store_fail_mode": "gateway"}
-// Threads: blocking (the store may be Redis); the state is immutable after construction.
+// Threads: blocks only in the host store (MG_PLUGIN_BLOCKS_ONLY_IN_STORE: on the I/O thread
+// while the store is in memory, on the worker pool with Redis); the state is immutable.
 #include <algorithm>
 #include <cstdint>
 #include <mailgate/plugin.hpp>
@@ -217,4 +218,4 @@ class GreylistPlugin : public mailgate::Plugin {
 
 }  // namespace
 
-MAILGATE_PLUGIN(GreylistPlugin, "greylist", "1.0", 0);
+MAILGATE_PLUGIN(GreylistPlugin, "greylist", "1.0", MG_PLUGIN_BLOCKS_ONLY_IN_STORE);

@@ -21,8 +21,10 @@
 // "gateway", follows the gateway's --redis_fail_mode (host->store_fail_mode()).
 //
 // Settings (JSON object, every key optional): {"store_fail_mode": "gateway"|"open"|"tempfail"}.
-// Threads: blocking (the store may be Redis); the state is the parsed limits, replaced under a
-// mutex when the policy's row JSON changes, so concurrent sessions share it safely.
+// Threads: blocks only in the host store (MG_PLUGIN_BLOCKS_ONLY_IN_STORE: the I/O thread runs
+// it while the store is in memory, the worker pool with Redis); the state is the parsed
+// limits, replaced under a mutex when the policy's row JSON changes, so concurrent sessions
+// share it safely.
 #include <algorithm>
 #include <mailgate/plugin.hpp>
 #include <memory>
@@ -212,4 +214,4 @@ class RateLimitPlugin : public mailgate::Plugin {
 
 }  // namespace
 
-MAILGATE_PLUGIN(RateLimitPlugin, "ratelimit", "1.0", 0);
+MAILGATE_PLUGIN(RateLimitPlugin, "ratelimit", "1.0", MG_PLUGIN_BLOCKS_ONLY_IN_STORE);

@@ -33,9 +33,10 @@
 //   "skip_relay_networks": true, "skip_authenticated": true, "helo_check": true,
 //   "receiver": "mx.example.net"            (default: the host name) for Received-SPF
 //
-// Threads: blocking (DNS on the worker pool), not MG_PLUGIN_NONBLOCKING. The settings and the
-// SPF_server_t are read-only after construction; each evaluation has its own SPF_request_t,
-// SPF_response_t and limit counters (spf_dns.h), so concurrent sessions share the plugin.
+// Threads: MAIL blocks (DNS on the worker pool); RCPT and EOM only apply its result and run
+// on the I/O thread (MG_PLUGIN_INLINE_STAGE). The settings and the SPF_server_t are
+// read-only after construction; each evaluation has its own SPF_request_t, SPF_response_t and
+// limit counters (spf_dns.h), so concurrent sessions share the plugin.
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -508,4 +509,6 @@ class Spf final : public mailgate::Plugin {
 
 }  // namespace
 
-MAILGATE_PLUGIN(Spf, "spf", "1.0", 0);
+// RCPT and EOM only apply the result MAIL found (no DNS): they run on the I/O thread.
+MAILGATE_PLUGIN(Spf, "spf", "1.0",
+                MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT) | MG_PLUGIN_INLINE_STAGE(MG_STAGE_EOM));

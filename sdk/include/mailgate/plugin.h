@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define MG_ABI_VERSION_MAJOR 1
-#define MG_ABI_VERSION_MINOR 3
+#define MG_ABI_VERSION_MINOR 4
 #define MG_ABI_VERSION ((uint32_t)((MG_ABI_VERSION_MAJOR << 16) | MG_ABI_VERSION_MINOR))
 #define MG_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MG_ABI_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -80,6 +80,20 @@ typedef enum mg_log_level {
 
 /* Descriptor flags. */
 #define MG_PLUGIN_NONBLOCKING 0x1u /* callbacks never block: run inline on I/O threads */
+/* Added in ABI 1.4 (an older host ignores them and runs the plugin on its worker pool). A
+ * plugin that blocks only sometimes says when, so the host can spare the two thread hops a
+ * worker pool call costs:
+ * - MG_PLUGIN_BLOCKS_ONLY_IN_STORE: the callbacks block only inside the host's shared-store
+ *   services (counter_add, rate_limit, record_get, record_set) and never do DNS or I/O of
+ *   their own; with the store in memory (no Redis) the host runs them on the I/O thread.
+ * - MG_PLUGIN_INLINE_STAGE(stage): that stage's callback never blocks (no DNS, no store, no
+ *   I/O), though the plugin's other callbacks may; the host runs it on the I/O thread. Or
+ *   several: MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT) | MG_PLUGIN_INLINE_STAGE(MG_STAGE_EOM).
+ * A callback the host runs this way gets MG_DNS_ERROR from dns_query, like a non-blocking
+ * plugin's. A blocking neighbour may still take it along to the worker pool (so one job
+ * covers every blocking plugin of the stage): callbacks must be thread-safe either way. */
+#define MG_PLUGIN_BLOCKS_ONLY_IN_STORE 0x2u
+#define MG_PLUGIN_INLINE_STAGE(stage) (0x100u << (unsigned)(stage))
 
 /* DNS record types for host->dns_query(). */
 typedef enum mg_dns_type {

@@ -819,9 +819,11 @@ inline const mg_plugin* accept_host(const mg_plugin* descriptor, std::uint32_t h
 }  // namespace mailgate
 
 // Exports plugin class `Class` under `name` ([a-z0-9_-]+, unique in the chain) with its own
-// `version` text and `flags` (0 or MG_PLUGIN_NONBLOCKING). Use it once per .so, at namespace
-// scope, followed by a semicolon. It defines the static descriptor and the extern "C"
-// mailgate_plugin_entry(), which refuses a host of another ABI major.
+// `version` text and `flags` (0, MG_PLUGIN_NONBLOCKING, or the ABI 1.4 hints
+// MG_PLUGIN_BLOCKS_ONLY_IN_STORE and MG_PLUGIN_INLINE_STAGE(stage); see mailgate/plugin.h).
+// Use it once per .so, at namespace scope, followed by a semicolon. It defines the static
+// descriptor and the extern "C" mailgate_plugin_entry(), which refuses a host of another ABI
+// major.
 #define MAILGATE_PLUGIN(Class, name, version, flags)                                      \
   namespace {                                                                             \
   constexpr ::mg_plugin mailgate_plugin_descriptor_ =                                     \

@@ -2,6 +2,9 @@
 // timeouts and fail modes, symbols and edits — with real .so test plugins (plugins/*.c).
 #include <gtest/gtest.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <optional>
 #include <thread>
 
@@ -10,6 +13,7 @@
 
 #include "chain/chain.h"
 #include "chain/host_services.h"
+#include "store/store.h"
 
 namespace mailgate::chain {
 namespace {
@@ -223,6 +227,79 @@ TEST_F(ChainTest, RunOfBlockingPluginsStopsAtTheDecidingOne) {
   std::lock_guard lock(tx_->mu);
   ASSERT_EQ(tx_->symbols.size(), 1u);
   EXPECT_EQ(tx_->symbols[0].name, "A");
+}
+
+// --- where callbacks run (ABI 1.4 threading hints) ------------------------------------------
+
+double this_thread_id() { return static_cast<double>(::syscall(SYS_gettid)); }
+
+class ChainThreadTest : public ChainTest {
+ protected:
+  // The score of the symbol `name` (the thread id a "tid:NAME" action recorded).
+  double tid(const std::string& name) {
+    std::lock_guard lock(tx_->mu);
+    for (const auto& s : tx_->symbols)
+      if (s.name == name) return s.score;
+    ADD_FAILURE() << "no symbol " << name;
+    return -1;
+  }
+};
+
+// MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT): RCPT on the I/O thread (here the test's), MAIL on the
+// pool; DNS is refused where it was declared not to block.
+TEST_F(ChainThreadTest, InlineStageRunsOnTheIoThreadOnlyInThatStage) {
+  auto chain = build({spec("epsilon", "mail=tid:M;rcpt=tid:R")});
+  run(chain, MG_STAGE_MAIL, "a@example.test");
+  run(chain, MG_STAGE_RCPT, "b@example.test");
+  EXPECT_NE(tid("M"), this_thread_id());
+  EXPECT_EQ(tid("R"), this_thread_id());
+}
+
+// Store-only blocking: inline while the store is in memory, on the pool with one that may block.
+class BlockingStore final : public store::Store {
+ public:
+  std::optional<int64_t> counter_add(std::string_view, int64_t d, uint32_t) override { return d; }
+  std::optional<store::RateDecision> rate(std::string_view, const store::RateSpec&, uint32_t,
+                                          bool) override {
+    return std::nullopt;
+  }
+  std::optional<std::optional<std::string>> get(std::string_view) override { return std::nullopt; }
+  store::SetResult set(std::string_view, std::string_view, uint32_t, bool) override {
+    return store::SetResult::kUnavailable;
+  }
+  std::string describe() const override { return "test store that may block"; }
+};
+
+TEST_F(ChainThreadTest, StoreOnlyPluginRunsInlineWithTheStoreInMemory) {
+  set_host_environment({});  // the default: an in-memory store
+  auto chain = build({spec("zeta", "connect=tid:C")});
+  run(chain, MG_STAGE_CONNECT);
+  EXPECT_EQ(tid("C"), this_thread_id());
+}
+
+TEST_F(ChainThreadTest, StoreOnlyPluginGoesToThePoolWhenTheStoreMayBlock) {
+  BlockingStore redis_like;
+  HostEnvironment env;
+  env.counters = &redis_like;
+  set_host_environment(env);
+  auto chain = build({spec("zeta", "connect=tid:C")});
+  run(chain, MG_STAGE_CONNECT);
+  set_host_environment({});
+  EXPECT_NE(tid("C"), this_thread_id());
+}
+
+// One job covers the stage's blocking plugins and the inline ones between them; an inline one
+// after the last blocking plugin stays on the I/O thread.
+TEST_F(ChainThreadTest, OneJobSpansTheBlockingPluginsOfAStage) {
+  auto chain = build({spec("alpha", "rcpt=tid:A"), spec("gamma", "rcpt=tid:G"),
+                      spec("beta", "rcpt=tid:B"), spec("epsilon", "rcpt=tid:E")});
+  std::vector<TraceEntry> trace;
+  run(chain, MG_STAGE_RCPT, "b@example.test", &trace);
+  EXPECT_EQ(trace.size(), 4u);
+  EXPECT_NE(tid("A"), this_thread_id());
+  EXPECT_EQ(tid("G"), tid("A"));  // non-blocking, but between two blocking ones: same job
+  EXPECT_EQ(tid("B"), tid("A"));
+  EXPECT_EQ(tid("E"), this_thread_id());
 }
 
 TEST_F(ChainTest, InvalidActionIsAFailure) {

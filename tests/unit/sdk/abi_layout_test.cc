@@ -1,4 +1,4 @@
-// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.3).
+// abi_layout_test.cc — pins the plugin ABI of sdk/include/mailgate/plugin.h (version 1.4).
 //
 // Every public struct's size, every member's offset and type, every enum value and the version
 // macros are fixed here by static_asserts, so an accidental ABI change fails the build instead
@@ -20,11 +20,16 @@ namespace {
 
 // --- versions and the entry symbol ---------------------------------------------------------------
 static_assert(MG_ABI_VERSION_MAJOR == 1);
-static_assert(MG_ABI_VERSION_MINOR == 3);
-static_assert(MG_ABI_VERSION == 0x00010003u);
+static_assert(MG_ABI_VERSION_MINOR == 4);
+static_assert(MG_ABI_VERSION == 0x00010004u);
 static_assert(MG_ABI_MAJOR(0x00020003u) == 2 && MG_ABI_MINOR(0x00020003u) == 3);
 static_assert(std::is_same_v<decltype(MG_ABI_VERSION), std::uint32_t>);
 static_assert(MG_PLUGIN_NONBLOCKING == 0x1u);
+// ABI 1.4 threading hints: flag bits, no layout change.
+static_assert(MG_PLUGIN_BLOCKS_ONLY_IN_STORE == 0x2u);
+static_assert(MG_PLUGIN_INLINE_STAGE(MG_STAGE_CONNECT) == 0x100u);
+static_assert(MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT) == (0x100u << 3));
+static_assert(MG_PLUGIN_INLINE_STAGE(MG_STAGE_CLOSE) == (0x100u << 10));
 static_assert(std::is_same_v<mg_plugin_entry_fn, const mg_plugin *(*)(uint32_t, const mg_host *)>);
 static_assert(std::is_same_v<decltype(&mailgate_plugin_entry), mg_plugin_entry_fn>);
 

@@ -5,13 +5,16 @@
  * header:NAME:VALUE (header_add), rewrite:ADDRESS (rcpt_rewrite), drop (rcpt_remove of the
  * recipient being checked; in RCPT only when it starts with "drop"), count (adds the value of
  * score() to a symbol SEEN_SCORE), data (stores/reads a data slot; rejects if the slot from
- * an earlier stage is missing).
- * Built several times with different -DTP_NAME so a chain can hold several of them. */
+ * an earlier stage is missing), tid:NAME (a symbol NAME scored with the calling thread's id).
+ * Built several times with different -DTP_NAME so a chain can hold several of them, and with
+ * -DTP_NONBLOCKING, -DTP_INLINE_RCPT or -DTP_STORE_ONLY for the descriptor's flags. */
 #include <mailgate/plugin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef TP_NAME
 #define TP_NAME "scripted"
@@ -96,6 +99,10 @@ static mg_action run(void *vst, mg_session *s, const char *stage) {
     g_host->add_symbol(s, f1, atof(f2), "scripted");
     return MG_CONTINUE;
   }
+  if (strcmp(a, "tid") == 0 && f1) {
+    g_host->add_symbol(s, f1, (double)syscall(SYS_gettid), "tid");
+    return MG_CONTINUE;
+  }
   if (strcmp(a, "count") == 0) {
     g_host->add_symbol(s, "SEEN_SCORE", g_host->score(s), NULL);
     return MG_CONTINUE;
@@ -137,13 +144,18 @@ static mg_action on_body(void *st, mg_session *s, const unsigned char *c, size_t
 }
 static mg_action on_eom(void *st, mg_session *s) { return run(st, s, "eom"); }
 
-static const mg_plugin descriptor = {
-    sizeof(mg_plugin), MG_ABI_VERSION, TP_NAME, "1.0",
-#ifdef TP_NONBLOCKING
-    MG_PLUGIN_NONBLOCKING,
+#if defined(TP_NONBLOCKING)
+#define TP_FLAGS MG_PLUGIN_NONBLOCKING
+#elif defined(TP_INLINE_RCPT)
+#define TP_FLAGS MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT)
+#elif defined(TP_STORE_ONLY)
+#define TP_FLAGS MG_PLUGIN_BLOCKS_ONLY_IN_STORE
 #else
-    0,
+#define TP_FLAGS 0
 #endif
+
+static const mg_plugin descriptor = {
+    sizeof(mg_plugin), MG_ABI_VERSION, TP_NAME, "1.0", TP_FLAGS,
     create, destroy, on_connect, on_helo, on_mail, on_rcpt, on_data, on_header, on_eoh,
     on_body, on_eom, NULL, NULL};
 
