@@ -278,6 +278,12 @@ class FakeHost {
     std::lock_guard<std::mutex> lock(mu_);
     nonblocking_ = nonblocking;
   }
+  // The same in the stages a plugin declared with MG_PLUGIN_INLINE_STAGE (ABI 1.4), as the
+  // gateway does: `flags` is the descriptor's. LoadedPlugin sets it.
+  void set_inline_stages(std::uint32_t flags) {
+    std::lock_guard<std::mutex> lock(mu_);
+    inline_stage_flags_ = flags;
+  }
 
   // --- policy ------------------------------------------------------------------------------
   void set_policy(std::string_view table, std::string_view key, std::string_view value) {
@@ -417,6 +423,7 @@ class FakeHost {
   std::map<std::pair<std::string, mg_dns_type>, std::uint32_t> dns_delay_ms_;
   std::map<const mg_dns_result*, std::unique_ptr<DnsBlock>> dns_results_;
   bool nonblocking_ = false;
+  std::uint32_t inline_stage_flags_ = 0;  // MG_PLUGIN_INLINE_STAGE bits
   std::map<std::pair<std::string, std::string>, std::string> policy_;
   std::map<std::string, Counter> counters_;
   bool counters_available_ = true;
@@ -1003,7 +1010,9 @@ struct Callbacks {
         lock.lock();
       }
     }
-    if (host.nonblocking_) {
+    const bool declared_inline =
+        s != nullptr && (host.inline_stage_flags_ & MG_PLUGIN_INLINE_STAGE(session(s).stage())) != 0;
+    if (host.nonblocking_ || declared_inline) {
       lock.unlock();
       log(s, MG_LOG_WARNING, "dns_query called by a non-blocking plugin: refused");
       lock.lock();
@@ -1314,6 +1323,7 @@ class LoadedPlugin {
         throw std::runtime_error("plugin " + name + ": bad name (want [a-z0-9_-]{1,64})");
       std::memcpy(&descriptor_, d, std::min<std::size_t>(d->struct_size, sizeof(mg_plugin)));
       host_->set_nonblocking((descriptor_.flags & MG_PLUGIN_NONBLOCKING) != 0);
+      host_->set_inline_stages(descriptor_.flags);
       if (descriptor_.create != nullptr) {
         char err[512] = "";
         const std::string settings(settings_json);

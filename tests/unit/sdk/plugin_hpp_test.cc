@@ -320,6 +320,41 @@ TEST(PluginHpp, SessionAccessorsReachEveryService) {
   EXPECT_TRUE(host.violations().empty());
 }
 
+// --- ABI 1.4: a stage declared inline gets no DNS, the plugin's other stages do --------------
+
+class DnsAtMailAndRcpt : public Plugin {
+ public:
+  using Plugin::Plugin;
+  Action on_mail(Session& s, std::string_view) override { return lookup(s, "MAIL_DNS"); }
+  Action on_rcpt(Session& s, std::string_view) override { return lookup(s, "RCPT_DNS"); }
+
+ private:
+  static Action lookup(Session& s, const char* symbol) {
+    const mailgate::DnsResult a = s.dns("example.org", mailgate::DnsType::kA);
+    s.add_symbol(symbol, static_cast<double>(a.status()));
+    return Action::kContinue;
+  }
+};
+
+const mg_plugin* inline_rcpt_entry(std::uint32_t host_abi_version, const mg_host* host) {
+  static constexpr mg_plugin descriptor = mailgate::make_descriptor<DnsAtMailAndRcpt>(
+      "inline-rcpt", "0.1", MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT));
+  return mailgate::accept_host(&descriptor, host_abi_version, host);
+}
+
+TEST(PluginHpp, InlineStageIsRefusedDnsLikeTheGatewayDoes) {
+  FakeHost host;
+  host.add_dns("example.org", MG_DNS_A,
+               mailgate::fake::DnsAnswer{MG_DNS_OK, {{"192.0.2.1", 0, 300}}, true});
+  LoadedPlugin plugin(host, &inline_rcpt_entry);
+  FakeSession s(host);
+  EXPECT_EQ(run_mail(plugin, s, "alice@example.org"), MG_CONTINUE);
+  EXPECT_EQ(run_rcpt(plugin, s, "bob@example.com"), MG_CONTINUE);
+  EXPECT_EQ(s.symbol("MAIL_DNS")->score, static_cast<double>(MG_DNS_OK));
+  EXPECT_EQ(s.symbol("RCPT_DNS")->score, static_cast<double>(MG_DNS_ERROR));
+  EXPECT_TRUE(s.logged("dns_query called by a non-blocking plugin: refused"));
+}
+
 class Settings : public Plugin {
  public:
   using Plugin::Plugin;
