@@ -952,6 +952,23 @@ asio::awaitable<bool> Session::handshake(const char* how) {
   co_return true;
 }
 
+bool Session::ready_between_transactions(const char* verb) {
+  switch (state_) {
+    case State::kConnected:
+      reply(kBadSequenceHelo, true);
+      return false;
+    case State::kMail:
+    case State::kRcpt:
+      reply(kInTransaction, true);
+      return false;
+    case State::kReady:
+      return true;
+    default:
+      MG_LOG_ERROR("{}: BUG: {} in state {}", id_, verb, state_name(state_));
+      return false;
+  }
+}
+
 asio::awaitable<void> Session::on_starttls(const Command& cmd) {
   if (stream_.tls_active()) {
     reply(Reply::make(503, "5.5.1", "Error: TLS already active"), true);
@@ -965,20 +982,7 @@ asio::awaitable<void> Session::on_starttls(const Command& cmd) {
     reply(Reply::make(501, "5.5.4", "Syntax: STARTTLS"), true);
     co_return;
   }
-  switch (state_) {
-    case State::kConnected:
-      reply(kBadSequenceHelo, true);
-      co_return;
-    case State::kMail:
-    case State::kRcpt:
-      reply(kInTransaction, true);
-      co_return;
-    case State::kReady:
-      break;
-    default:
-      MG_LOG_ERROR("{}: BUG: STARTTLS in state {}", id_, state_name(state_));
-      co_return;
-  }
+  if (!ready_between_transactions("STARTTLS")) co_return;
   if (stream_.has_buffered_input()) {
     // Commands pipelined after STARTTLS were sent in plaintext: an attacker in the path may
     // have put them there (CVE-2011-0411). start_tls() drops them; they are never run.
@@ -1037,20 +1041,7 @@ asio::awaitable<void> Session::on_auth(const Command& cmd) {
     reply(Reply::make(503, "5.5.1", "Error: authentication not enabled"), true);
     co_return;
   }
-  switch (state_) {
-    case State::kConnected:
-      reply(kBadSequenceHelo, true);
-      co_return;
-    case State::kMail:
-    case State::kRcpt:
-      reply(kInTransaction, true);
-      co_return;
-    case State::kReady:
-      break;
-    default:
-      MG_LOG_ERROR("{}: BUG: AUTH in state {}", id_, state_name(state_));
-      co_return;
-  }
+  if (!ready_between_transactions("AUTH")) co_return;
   if (!stream_.tls_active()) {
     reply(Reply::make(538, "5.7.11", "Encryption required for requested authentication mechanism"),
           true);

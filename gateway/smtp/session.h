@@ -113,6 +113,9 @@ class Session {
   asio::awaitable<void> on_quit(const Command& cmd);
   asio::awaitable<void> on_vrfy(const Command& cmd);
   asio::awaitable<void> on_help(const Command& cmd);
+  // For STARTTLS and AUTH: true in kReady (after HELO, outside a transaction); otherwise
+  // replies with the sequence error and returns false.
+  bool ready_between_transactions(const char* verb);
   asio::awaitable<void> on_starttls(const Command& cmd);
   asio::awaitable<void> on_auth(const Command& cmd);
   asio::awaitable<void> on_not_implemented(const Command& cmd);
