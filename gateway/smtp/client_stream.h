@@ -100,6 +100,9 @@ class ClientStream {
   void cancel();
   bool cancelled() const { return cancelled_; }
   void close();
+  // A message body follows (DATA accepted): the next read gets the large buffer at once
+  // rather than after a first read has filled the small one.
+  void expect_message() { grow_ = true; }
 
  private:
   asio::awaitable<LineStatus> read_some(std::chrono::milliseconds timeout);

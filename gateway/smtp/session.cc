@@ -572,6 +572,7 @@ asio::awaitable<void> Session::on_data(const Command& cmd) {
     tx_.discard_plugin = v.plugin;
   }
   reply(Reply::make(354, "", "End data with <CR><LF>.<CR><LF>"));
+  stream_.expect_message();
   enter(State::kData);
   Reply final_reply = co_await receive_message();
   if (state_ == State::kClosing) {
