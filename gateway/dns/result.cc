@@ -1,7 +1,7 @@
 // dns/result.cc — names of record types and statuses. See result.h.
 #include "dns/result.h"
 
-#include <cctype>
+#include "util/ascii.h"
 
 namespace mailgate::dns {
 namespace {
@@ -14,15 +14,6 @@ constexpr TypeName kTypeNames[] = {
     {RRType::kA, "A"},     {RRType::kAAAA, "AAAA"}, {RRType::kMX, "MX"},
     {RRType::kTXT, "TXT"}, {RRType::kPTR, "PTR"},
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::toupper(static_cast<unsigned char>(a[i])) !=
-        std::toupper(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include "obs/metrics.h"
 #include "obs/recent_refusals.h"
 #include "obs/trace_writer.h"
+#include "util/ascii.h"
 
 namespace mailgate::obs {
 namespace {
@@ -16,13 +17,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
 }
 
 std::string message_id_in(const std::vector<chain::HeaderField>& fields) {

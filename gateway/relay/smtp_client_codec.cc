@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "util/ascii.h"
+
 namespace mailgate::relay {
 namespace {
 
@@ -15,14 +17,6 @@ std::string upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = ascii_upper(c);
   return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ascii_upper(a[i]) != ascii_upper(b[i])) return false;
-  }
-  return true;
 }
 
 bool listed(const std::vector<std::string>& list, std::string_view attr) {

@@ -10,6 +10,8 @@
 #include <array>
 #include <cstdint>
 
+#include "util/ascii.h"
+
 namespace mailgate::smtp {
 namespace {
 
@@ -21,19 +23,6 @@ bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
 bool is_hex(unsigned char c) {
   return is_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
-}
-
-unsigned char to_upper(unsigned char c) {
-  return (c >= 'a' && c <= 'z') ? static_cast<unsigned char>(c - 'a' + 'A') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (to_upper(static_cast<unsigned char>(a[i])) != to_upper(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
 }
 
 bool istarts_with(std::string_view s, std::string_view prefix) {

@@ -12,6 +12,7 @@
 #include "obs/trace_writer.h"
 #include "smtp/command_parser.h"
 #include "smtp/sasl.h"
+#include "util/ascii.h"
 
 namespace mailgate::smtp {
 namespace {
@@ -19,14 +20,7 @@ namespace {
 // The header field a quarantine adds for the backend to hold the message on.
 constexpr std::string_view kQuarantineField = "X-Mailgate-Quarantine";
 
-bool is_quarantine_field(std::string_view name) {
-  if (name.size() != kQuarantineField.size()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-    if (lower(name[i]) != lower(kQuarantineField[i])) return false;
-  }
-  return true;
-}
+bool is_quarantine_field(std::string_view name) { return iequals(name, kQuarantineField); }
 
 // The request methods of HTTP (RFC 9110 and the common extensions): never SMTP verbs.
 bool is_http_method(std::string_view verb) {
