@@ -89,7 +89,7 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
     const uint64_t replies_before = upstream_->replies();
 
     Step step = smtp::Reply{};
-    if (upstream_->caps().pipelining && introduces_with_xforward(client)) {
+    if (upstream_->caps().pipelining && introduction_for(client) == Introduction::kXforward) {
       step = co_await upstream_->xforward_and_mail(client, mail);  // one round trip
     } else {
       step = co_await introduce(client);
@@ -115,27 +115,33 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
   }
 }
 
-bool RelaySession::introduces_with_xforward(const ClientInfo& client) const {
+RelaySession::Introduction RelaySession::introduction_for(const ClientInfo& client) const {
   const RelayConfig& config = *pool_.config;
   const Upstream& up = *upstream_;
-  if (pinned_auth_ || (up.identity() && same_client(*up.identity(), client))) return false;
-  if (config.use_xclient && up.caps().xclient) return false;
-  return config.use_xforward && up.caps().xforward;
+  // Authenticated on this very connection (and introduced before AUTH where XCLIENT was
+  // offered): another XCLIENT could reset the backend's authentication state.
+  if (pinned_auth_) return Introduction::kPinned;
+  if (up.identity() && same_client(*up.identity(), client)) return Introduction::kSameClient;
+  if (config.use_xclient && up.caps().xclient) return Introduction::kXclient;
+  if (config.use_xforward && up.caps().xforward) return Introduction::kXforward;
+  return Introduction::kNotOffered;
 }
 
 asio::awaitable<Step> RelaySession::introduce(const ClientInfo& client) {
   const RelayConfig& config = *pool_.config;
   Upstream& up = *upstream_;
-  if (pinned_auth_) {
-    // Authenticated on this very connection (and introduced before AUTH where XCLIENT was
-    // offered): another XCLIENT could reset the backend's authentication state.
-    co_return smtp::Reply::make(250, "", "authenticated connection");
+  switch (introduction_for(client)) {
+    case Introduction::kPinned:
+      co_return smtp::Reply::make(250, "", "authenticated connection");
+    case Introduction::kSameClient:
+      co_return smtp::Reply::make(250, "", "client already introduced");  // XCLIENT in effect
+    case Introduction::kXclient:
+      co_return co_await up.xclient(client);
+    case Introduction::kXforward:
+      co_return co_await up.xforward(client);
+    case Introduction::kNotOffered:
+      break;
   }
-  if (up.identity() && same_client(*up.identity(), client)) {
-    co_return smtp::Reply::make(250, "", "client already introduced");  // XCLIENT still in effect
-  }
-  if (config.use_xclient && up.caps().xclient) co_return co_await up.xclient(client);
-  if (config.use_xforward && up.caps().xforward) co_return co_await up.xforward(client);
   if ((config.use_xclient || config.use_xforward) && !g_warned_no_introduction.exchange(true)) {
     MG_LOG_WARNING(
         "relay {}: backend offers neither XCLIENT nor XFORWARD to us; it will see mail as "

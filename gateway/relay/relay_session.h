@@ -65,8 +65,9 @@ class RelaySession final : public BackendSession {
   // XCLIENT (unless the same client is still in effect) or XFORWARD, as configured and
   // offered. A non-positive reply is what the client should get for its MAIL.
   asio::awaitable<Step> introduce(const ClientInfo& client);
-  // introduce() would send XFORWARD to this connection.
-  bool introduces_with_xforward(const ClientInfo& client) const;
+  // What introduce() does for `client` on upstream_.
+  enum class Introduction { kPinned, kSameClient, kXclient, kXforward, kNotOffered };
+  Introduction introduction_for(const ClientInfo& client) const;
   asio::awaitable<void> reset_upstream();
   // The reply for rcpt()/data() when no transaction is open on a live connection.
   smtp::Reply no_transaction_reply() const;

@@ -413,17 +413,25 @@ asio::awaitable<Step> Upstream::xclient(const ClientInfo& client) {
   co_return reply;
 }
 
+std::optional<Step> Upstream::xforward_refused(const Step& reply) {
+  if (reply && reply->code == 250) return std::nullopt;
+  if (!reply || reply->closes()) return reply;
+  MG_LOG_WARNING("relay#{} {}: XFORWARD refused: {}", id_, peer_, reply->summary());
+  close();
+  return Step(refused_introduction());
+}
+
+Expected<std::string, smtp::Reply> Upstream::mail_command(const smtp::MailArgs& mail) const {
+  Expected<std::string, smtp::Reply> line = build_mail_command(mail, caps_);
+  if (!line) MG_LOG_DEBUG("relay#{} {}: MAIL not sent: {}", id_, peer_, line.error().summary());
+  return line;
+}
+
 asio::awaitable<Step> Upstream::xforward(const ClientInfo& client) {
   Step last = smtp::Reply::make(250, "", "XFORWARD has no usable attributes");
   for (const std::string& line : build_xforward_commands(client, caps_.xforward_attrs)) {
     last = co_await command(line, config_->command_timeout);
-    if (!last) co_return last;
-    if (last->code != 250) {
-      if (last->closes()) co_return last;
-      MG_LOG_WARNING("relay#{} {}: XFORWARD refused: {}", id_, peer_, last->summary());
-      close();
-      co_return refused_introduction();
-    }
+    if (std::optional<Step> refused = xforward_refused(last)) co_return std::move(*refused);
   }
   co_return last;
 }
@@ -431,11 +439,8 @@ asio::awaitable<Step> Upstream::xforward(const ClientInfo& client) {
 asio::awaitable<Step> Upstream::xforward_and_mail(const ClientInfo& client,
                                                   const smtp::MailArgs& mail) {
   if (broken_) co_return unexpected(Failure{Failure::Kind::kLost, "connection already closed"});
-  Expected<std::string, smtp::Reply> mail_line = build_mail_command(mail, caps_);
-  if (!mail_line) {
-    MG_LOG_DEBUG("relay#{} {}: MAIL not sent: {}", id_, peer_, mail_line.error().summary());
-    co_return mail_line.error();
-  }
+  Expected<std::string, smtp::Reply> mail_line = mail_command(mail);
+  if (!mail_line) co_return mail_line.error();
   const std::vector<std::string> xforward = build_xforward_commands(client, caps_.xforward_attrs);
   std::string out;
   for (const std::string& line : xforward) {
@@ -448,14 +453,7 @@ asio::awaitable<Step> Upstream::xforward_and_mail(const ClientInfo& client,
   if (failure) co_return unexpected(std::move(*failure));
   for (size_t i = 0; i < xforward.size(); ++i) {
     Step reply = co_await read_reply(config_->command_timeout, "reply to XFORWARD");
-    if (!reply || reply->code == 250) {
-      if (!reply) co_return reply;
-      continue;
-    }
-    if (reply->closes()) co_return reply;
-    MG_LOG_WARNING("relay#{} {}: XFORWARD refused: {}", id_, peer_, reply->summary());
-    close();
-    co_return refused_introduction();
+    if (std::optional<Step> refused = xforward_refused(reply)) co_return std::move(*refused);
   }
   Step reply = co_await read_reply(config_->command_timeout, "reply to MAIL");
   if (reply && reply->positive()) in_transaction_ = true;
@@ -463,11 +461,8 @@ asio::awaitable<Step> Upstream::xforward_and_mail(const ClientInfo& client,
 }
 
 asio::awaitable<Step> Upstream::mail(const smtp::MailArgs& mail) {
-  Expected<std::string, smtp::Reply> line = build_mail_command(mail, caps_);
-  if (!line) {
-    MG_LOG_DEBUG("relay#{} {}: MAIL not sent: {}", id_, peer_, line.error().summary());
-    co_return line.error();
-  }
+  Expected<std::string, smtp::Reply> line = mail_command(mail);
+  if (!line) co_return line.error();
   Step reply = co_await command(*line, config_->command_timeout);
   if (reply && reply->positive()) in_transaction_ = true;
   co_return reply;

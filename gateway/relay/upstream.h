@@ -165,6 +165,12 @@ class Upstream {
   asio::awaitable<std::optional<Failure>> stream_message(const std::string& prepend,
                                                          const spool::Spool& message,
                                                          uint64_t skip);
+  // For a reply to XFORWARD: nothing when it is 250 (go on); else what xforward() returns — a
+  // failure or a 421 as is, any other refusal warned about, the connection closed, 451 4.3.5.
+  std::optional<Step> xforward_refused(const Step& reply);
+  // The MAIL FROM line for this backend, or the gateway's refusal when the message cannot go
+  // to it (logged at debug level; nothing is sent).
+  Expected<std::string, smtp::Reply> mail_command(const smtp::MailArgs& mail) const;
   // Logs (warning unless quiet_), closes, and returns the failure.
   Failure fail(Failure::Kind kind, std::string detail);
   std::string own_helo_name() const;

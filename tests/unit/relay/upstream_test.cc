@@ -987,5 +987,49 @@ TEST(RelayScripted, Backend421IsPassedThroughAndGarbageIsLost) {
   drain(io);
 }
 
+// A backend with PIPELINING gets XFORWARD and MAIL in one group; its answer to XFORWARD decides
+// as it does without pipelining: a refusal is the gateway's 451 4.3.5 and the connection goes,
+// a 421 passes through.
+TEST(RelayScripted, XforwardPipelinedWithMailAndItsRefusals) {
+  asio::io_context io;
+  ScriptedBackend backend(io, [&](int connection, const std::string& line) -> std::string {
+    if (line.rfind("EHLO", 0) == 0) return "250-scripted\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR\r\n";
+    if (line.rfind("XFORWARD", 0) == 0) {
+      if (connection == 2) return "550 5.7.0 Not authorized\r\n";
+      if (connection == 3) return "421 4.3.2 Shutting down\r\n";
+      return "250 2.0.0 Ok\r\n";
+    }
+    if (line.rfind("MAIL", 0) == 0) return "250 2.1.0 Ok\r\n";
+    if (line.rfind("RCPT", 0) == 0) return "250 2.1.5 Ok\r\n";
+    if (line == "QUIT") return "221 2.0.0 Bye\r\n";
+    return "250 2.0.0 Ok\r\n";
+  });
+  RelayConfig config = test_config(backend.port());
+  config.use_xclient = false;
+  UpstreamPool pool(io.get_executor(), config);
+
+  auto accepted = pool.new_session();
+  EXPECT_EQ(run(io, accepted->mail(sample_client(), mail_from("a@example.org"))).code, 250);
+  EXPECT_EQ(run(io, accepted->rcpt("u@example.test")).code, 250);
+  ASSERT_GE(backend.lines().size(), 3u);
+  EXPECT_EQ(backend.lines()[1].rfind("XFORWARD NAME=", 0), 0u) << backend.lines()[1];
+  EXPECT_EQ(backend.lines()[2], "MAIL FROM:<a@example.org>");
+  accepted->release();
+  pool.close_idle();
+
+  auto refused = pool.new_session();
+  smtp::Reply r = run(io, refused->mail(sample_client(), mail_from("b@example.org")));
+  EXPECT_EQ(r.summary(), "451 4.3.5 Backend refused the client introduction, try again later");
+  refused->release();
+
+  auto closing = pool.new_session();
+  r = run(io, closing->mail(sample_client(), mail_from("c@example.org")));
+  EXPECT_EQ(r.summary(), "421 4.3.2 Shutting down");
+  closing->release();
+  EXPECT_EQ(pool.idle_count(), 0u);
+  EXPECT_EQ(backend.connections(), 3);
+  drain(io);
+}
+
 }  // namespace
 }  // namespace mailgate::relay
