@@ -18,8 +18,8 @@ import unittest
 
 from mgtest import base, util
 from mgtest.gateway import Gateway
-from mgtest.policyctl import PolicyCtl
-from mgtest.postfix import PostfixInstance
+from mgtest.policyctl import PolicyCtl, test_plugin
+from mgtest.postfix import PostfixInstance, milter_postfix, start_all, stop_all
 from mgtest.smtpclient import RawSmtp, message_data
 
 DOMAIN = base.DOMAIN
@@ -34,16 +34,6 @@ REPLACEMENT = (b"This body was replaced by a plugin.\r\n"
                b"\r\n"
                b"tail " + b"x" * 300 + b"\r\n"
                b"last line\r\n")
-
-
-def test_plugin(name):
-    d = os.environ.get("MAILGATE_TEST_PLUGIN_DIR")
-    if not d:
-        raise FileNotFoundError("MAILGATE_TEST_PLUGIN_DIR is not set (ctest sets it)")
-    path = os.path.join(d, f"tp_{name}.so")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"test plugin not built: {path}")
-    return path
 
 
 class BodyEditsTest(unittest.TestCase):
@@ -61,27 +51,14 @@ class BodyEditsTest(unittest.TestCase):
         cls.plain_postfix = PostfixInstance(
             os.path.join(cls.tmpdir, "plain-postfix"), users=base.USERS,
             extra_main={"header_checks": f"regexp:{checks}"})
-        cls.milter_postfix = PostfixInstance(
-            os.path.join(cls.tmpdir, "milter-postfix"), users=base.USERS,
-            hostname="mta.mailgate.test",
-            extra_main={"smtpd_milters": f"inet:127.0.0.1:{cls.milter_port}",
-                        "milter_default_action": "tempfail", "milter_protocol": "6"})
-        try:
-            cls.plain_postfix.start()
-            cls.milter_postfix.start()
-        except BaseException:
-            cls.plain_postfix.stop()
-            cls.milter_postfix.stop()
-            util.remove_tree(cls.tmpdir)
-            raise
+        cls.milter_postfix = milter_postfix(
+            os.path.join(cls.tmpdir, "milter-postfix"), cls.milter_port, users=base.USERS,
+            hostname="mta.mailgate.test")
+        start_all([cls.plain_postfix, cls.milter_postfix], cls.tmpdir)
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.plain_postfix.stop()
-            cls.milter_postfix.stop()
-        finally:
-            util.remove_tree(cls.tmpdir)
+        stop_all([cls.plain_postfix, cls.milter_postfix], cls.tmpdir)
 
     # ------------------------------------------------------------------ helpers
     def policy(self, settings):

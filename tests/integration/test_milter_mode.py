@@ -35,21 +35,12 @@ import unittest
 
 from mgtest import base, util
 from mgtest.gateway import Gateway
-from mgtest.policyctl import PolicyCtl, builtin_plugin, log_mark, wait_policy_applied
-from mgtest.postfix import PostfixInstance
+from mgtest.policyctl import (PolicyCtl, builtin_plugin, log_mark, test_plugin,
+                              wait_policy_applied)
+from mgtest.postfix import PostfixInstance, milter_postfix, start_all, stop_all
 from mgtest.smtpclient import RawSmtp, message_data
 
 DOMAIN = base.DOMAIN
-
-
-def scripted_plugin(name="alpha"):
-    d = os.environ.get("MAILGATE_TEST_PLUGIN_DIR")
-    if not d:
-        raise FileNotFoundError("MAILGATE_TEST_PLUGIN_DIR is not set (ctest sets it)")
-    path = os.path.join(d, f"tp_{name}.so")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"test plugin not built: {path}")
-    return path
 
 
 def make_policy(directory, alpha_script=None):
@@ -68,7 +59,7 @@ def make_policy(directory, alpha_script=None):
         "--action", "tempfail", "--code", "450", "--enhanced", "4.7.1", "--text",
         "Mailbox busy, try again later")
     if alpha_script is not None:
-        ctl("policy", "plugin", "add", "--name", "alpha", "--path", scripted_plugin(),
+        ctl("policy", "plugin", "add", "--name", "alpha", "--path", test_plugin("alpha"),
             "--settings", '{"script":"%s"}' % alpha_script, "--fail-mode", "tempfail",
             "--timeout-ms", "2000")
     return ctl
@@ -99,31 +90,16 @@ class MilterModeTest(unittest.TestCase):
         cls.tmpdir = util.make_tempdir("mailgate-milter-")
         cls.milter_port = util.free_port()
         # No milter_*_macros here: mailgate asks for the macros it needs itself.
-        cls.milter_postfix = PostfixInstance(
-            os.path.join(cls.tmpdir, "milter-postfix"), users=base.USERS,
-            hostname="mta.mailgate.test",
-            extra_main={"smtpd_milters": f"inet:127.0.0.1:{cls.milter_port}",
-                        "non_smtpd_milters": "$smtpd_milters",
-                        "milter_default_action": "tempfail",
-                        "milter_protocol": "6"})
+        cls.milter_postfix = milter_postfix(
+            os.path.join(cls.tmpdir, "milter-postfix"), cls.milter_port, users=base.USERS,
+            hostname="mta.mailgate.test", extra_main={"non_smtpd_milters": "$smtpd_milters"})
         cls.plain_postfix = PostfixInstance(os.path.join(cls.tmpdir, "plain-postfix"),
                                             users=base.USERS)
-        try:
-            cls.milter_postfix.start()
-            cls.plain_postfix.start()
-        except BaseException:
-            cls.milter_postfix.stop()
-            cls.plain_postfix.stop()
-            util.remove_tree(cls.tmpdir)
-            raise
+        start_all([cls.milter_postfix, cls.plain_postfix], cls.tmpdir)
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.milter_postfix.stop()
-            cls.plain_postfix.stop()
-        finally:
-            util.remove_tree(cls.tmpdir)
+        stop_all([cls.milter_postfix, cls.plain_postfix], cls.tmpdir)
 
     # ------------------------------------------------------------------ helpers
     def policy(self, alpha_script=None):
@@ -446,7 +422,7 @@ class MilterModeTest(unittest.TestCase):
         settings = ('{"sender":"bounces@example.test","add":"alice@example.test",'
                     '"remove":"other@example.test","subject_prefix":"[tagged]",'
                     '"remove_header":"X-Drop"}')
-        ctl("policy", "plugin", "add", "--name", "edits", "--path", scripted_plugin("edits"),
+        ctl("policy", "plugin", "add", "--name", "edits", "--path", test_plugin("edits"),
             "--settings", settings)
         proxy = self.start_proxy(ctl)
         milter = self.start_milter(ctl)

@@ -5,7 +5,7 @@ import unittest
 
 from . import util
 from .gateway import Gateway, binary_path
-from .postfix import PostfixInstance
+from .postfix import PostfixInstance, start_all, stop_all
 from .smtpclient import RawSmtp
 
 DOMAIN = "example.test"
@@ -37,22 +37,11 @@ class PostfixCase(unittest.TestCase):
         cls.postfix = PostfixInstance(os.path.join(cls.tmpdir, "postfix"), users=cls.postfix_users,
                                       domains=cls.postfix_domains,
                                       extra_main=cls.postfix_extra_main)
-        try:
-            cls.postfix.start()
-        except BaseException:
-            cls.postfix.stop()
-            util.remove_tree(cls.tmpdir)
-            raise
+        start_all([cls.postfix], cls.tmpdir)
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.postfix.stop()
-        finally:
-            if os.environ.get("MAILGATE_KEEP_TMP"):
-                print(f"kept {cls.tmpdir}")
-            else:
-                util.remove_tree(cls.tmpdir)
+        stop_all([cls.postfix], cls.tmpdir)
 
     def start_gateway(self, flags=(), backend_port=None, **kw):
         gw = Gateway(backend_port=backend_port or self.postfix.port, flags=flags, **kw)

@@ -37,6 +37,17 @@ def builtin_plugin(name):
     return path
 
 
+def test_plugin(name):
+    """The absolute path of the test plugin tp_NAME.so ($MAILGATE_TEST_PLUGIN_DIR)."""
+    directory = os.environ.get("MAILGATE_TEST_PLUGIN_DIR")
+    if not directory:
+        raise FileNotFoundError("MAILGATE_TEST_PLUGIN_DIR is not set (ctest sets it)")
+    path = os.path.join(directory, f"tp_{name}.so")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"test plugin not built: {path}")
+    return path
+
+
 class CtlError(AssertionError):
     pass
 

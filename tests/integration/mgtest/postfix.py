@@ -71,6 +71,40 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def milter_postfix(directory, milter_port, extra_main=None, **kw):
+    """A PostfixInstance whose smtpd calls the milter on 127.0.0.1:milter_port (protocol 6)
+    and tempfails mail while the milter does not answer."""
+    main = {"smtpd_milters": f"inet:127.0.0.1:{milter_port}",
+            "milter_default_action": "tempfail", "milter_protocol": "6"}
+    main.update(extra_main or {})
+    return PostfixInstance(directory, extra_main=main, **kw)
+
+
+def start_all(instances, tmpdir):
+    """Starts every instance; when one fails, stops them all, removes tmpdir and re-raises
+    (for setUpClass, whose tearDownClass does not run then)."""
+    try:
+        for instance in instances:
+            instance.start()
+    except BaseException:
+        for instance in instances:
+            instance.stop()
+        util.remove_tree(tmpdir)
+        raise
+
+
+def stop_all(instances, tmpdir):
+    """Stops every instance, then removes tmpdir (kept, and named, with MAILGATE_KEEP_TMP)."""
+    try:
+        for instance in instances:
+            instance.stop()
+    finally:
+        if os.environ.get("MAILGATE_KEEP_TMP"):
+            print(f"kept {tmpdir}")
+        else:
+            util.remove_tree(tmpdir)
+
+
 class PostfixError(RuntimeError):
     pass
 

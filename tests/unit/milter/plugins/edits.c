@@ -10,28 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tp_settings.h"
+
 typedef struct state {
   char sender[256], add[256], remove[256], subject_prefix[256], remove_header[128];
 } state;
 
 static const mg_host *g_host;
-
-/* Copies the string value of "key" in the JSON object `settings` into out (empty if absent). */
-static void setting(const char *settings, const char *key, char *out, size_t outlen) {
-  char quoted[64];
-  const char *p, *start, *end;
-  out[0] = 0;
-  snprintf(quoted, sizeof quoted, "\"%s\"", key);
-  p = strstr(settings, quoted);
-  if (p == NULL) return;
-  start = strchr(p + strlen(quoted), '"');
-  if (start == NULL) return;
-  ++start;
-  end = strchr(start, '"');
-  if (end == NULL || (size_t)(end - start) >= outlen) return;
-  memcpy(out, start, (size_t)(end - start));
-  out[end - start] = 0;
-}
 
 static void *create(const mg_host *host, const char *settings, char *err, size_t errlen) {
   state *st = calloc(1, sizeof *st);
