@@ -28,11 +28,17 @@ int process_id() {
   return pid;
 }
 
-// One thread's line buffer and the "YYYY-MM-DDTHH:MM:SS" of the second it last logged in.
+// Batched lines are written once this many bytes wait, whatever the event loop does.
+constexpr size_t kBatchLimit = 16 * 1024;
+
+// One thread's line buffer (when batching, the lines waiting before the one being
+// formatted) and the "YYYY-MM-DDTHH:MM:SS" of the second it last logged in.
 struct ThreadLine {
   fmt::memory_buffer buffer;
   std::time_t second = -1;
   char stamp[32] = {};
+  bool batching = false;
+  bool urgent = false;  // the line being formatted is a warning or an error
 };
 
 ThreadLine& thread_line() {
@@ -67,18 +73,46 @@ fmt::memory_buffer& begin_line(Level lvl) {
     std::strftime(line.stamp, sizeof line.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     line.second = now.tv_sec;
   }
-  line.buffer.clear();
+  if (!line.batching) line.buffer.clear();
+  line.urgent = lvl >= Level::kWarning;
   fmt::format_to(std::back_inserter(line.buffer), "{}.{:03d}Z mailgate[{}]: {}: ", line.stamp,
                  static_cast<int>(now.tv_nsec / 1000000), process_id(), level_name(lvl));
   return line.buffer;
 }
 
-void end_line(fmt::memory_buffer& line) {
-  line.push_back('\n');
-  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
-  (void)ignored;
+namespace {
+
+void write_out(fmt::memory_buffer& buffer) {
+  size_t done = 0;
+  while (done < buffer.size()) {
+    ssize_t n = ::write(STDERR_FILENO, buffer.data() + done, buffer.size() - done);
+    if (n <= 0) break;  // nowhere to log to: the lines are dropped, never retried
+    done += static_cast<size_t>(n);
+  }
+  buffer.clear();
   // A rare huge line (a plugin's long message) does not pin its memory in every thread.
-  if (line.capacity() > 64 * 1024) line = fmt::memory_buffer();
+  if (buffer.capacity() > 64 * 1024) buffer = fmt::memory_buffer();
+}
+
+}  // namespace
+
+void end_line(fmt::memory_buffer& buffer) {
+  buffer.push_back('\n');
+  ThreadLine& line = thread_line();
+  if (line.batching && !line.urgent && buffer.size() < kBatchLimit) return;
+  write_out(buffer);
+}
+
+void flush() {
+  ThreadLine& line = thread_line();
+  if (line.buffer.size() > 0) write_out(line.buffer);
+}
+
+BatchScope::BatchScope() { thread_line().batching = true; }
+
+BatchScope::~BatchScope() {
+  flush();
+  thread_line().batching = false;
 }
 
 void write(Level lvl, std::string_view message) {

@@ -107,7 +107,8 @@ std::unique_ptr<Upstream> UpstreamPool::Impl::acquire(const ClientInfo& client) 
 
 void UpstreamPool::Impl::give_back(std::unique_ptr<Upstream> upstream) {
   if (!upstream || upstream->broken()) return;
-  if (upstream->in_transaction() || !upstream->probably_alive() || config->pool_max_idle == 0) {
+  // Not probed for a close by the backend here: acquire() probes before reuse.
+  if (upstream->in_transaction() || config->pool_max_idle == 0) {
     retire(std::move(upstream));
     return;
   }

@@ -57,6 +57,7 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
                                                              const smtp::MailArgs& mail) {
   const RelayConfig& config = *pool_.config;
   lost_reply_ = {};
+  deferred_.reset();
   if (upstream_ && upstream_->in_transaction()) co_await reset_upstream();
   if (upstream_ && !upstream_->probably_alive()) {
     MG_LOG_DEBUG("relay#{}: held connection no longer usable", upstream_->id());
@@ -71,10 +72,41 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
   if (upstream_ && !pinned_auth_ && !upstream_->can_serve(client, config.use_xclient)) {
     pool_.retire(std::move(upstream_));
   }
+  bool reused = true;
+  if (!upstream_) upstream_ = pool_.acquire(client);
+  if (!upstream_) {
+    reused = false;
+    upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
+    const auto open_started = std::chrono::steady_clock::now();
+    Step opened = co_await upstream_->open();
+    obs::count_backend_open(opened.has_value(), std::chrono::steady_clock::now() - open_started);
+    if (!opened) {
+      drop();
+      co_return gateway_reply(opened.error());
+    }
+  }
+  // XCLIENT changes the backend's view of the session (and is followed by EHLO): it is a
+  // round trip of its own, and then MAIL goes at once.
+  if (upstream_->caps().pipelining && introduction_for(client) != Introduction::kXclient) {
+    Expected<std::string, smtp::Reply> line = upstream_->mail_command(mail);
+    if (!line) co_return line.error();
+    deferred_ = DeferredMail{client, mail, reused};
+    co_return smtp::Reply::make(250, "2.1.0", "Ok");
+  }
+  Upstream::Opening opening = co_await begin(client, mail, reused, std::nullopt);
+  Step& step = opening.mail;
+  if (!step) {
+    drop();
+    co_return gateway_reply(step.error());
+  }
+  if (upstream_->broken()) drop();  // a 421, or a refused introduction
+  co_return std::move(*step);
+}
 
+asio::awaitable<Upstream::Opening> RelaySession::begin(const ClientInfo& client,
+                                                       const smtp::MailArgs& mail, bool reused,
+                                                       std::optional<std::string_view> rcpt) {
   for (int attempt = 0;; ++attempt) {
-    bool reused = true;
-    if (!upstream_ && attempt == 0) upstream_ = pool_.acquire(client);  // the retry: fresh
     if (!upstream_) {
       reused = false;
       upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
@@ -82,22 +114,28 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
       Step opened = co_await upstream_->open();
       obs::count_backend_open(opened.has_value(), std::chrono::steady_clock::now() - open_started);
       if (!opened) {
-        drop();
-        co_return gateway_reply(opened.error());
+        Upstream::Opening failed;
+        failed.mail = unexpected(opened.error());
+        co_return failed;
       }
     }
     const uint64_t replies_before = upstream_->replies();
-
-    Step step = smtp::Reply{};
-    if (upstream_->caps().pipelining && introduction_for(client) == Introduction::kXforward) {
-      step = co_await upstream_->xforward_and_mail(client, mail);  // one round trip
+    const Introduction introduction = introduction_for(client);
+    Upstream::Opening opening;
+    if (upstream_->caps().pipelining && introduction != Introduction::kXclient) {
+      if (introduction == Introduction::kNotOffered) warn_not_introduced();
+      const ClientInfo* xforward_for = introduction == Introduction::kXforward ? &client : nullptr;
+      opening = co_await upstream_->open_transaction(xforward_for, mail, rcpt);
     } else {
-      step = co_await introduce(client);
-      if (step && step->positive()) step = co_await upstream_->mail(mail);
+      opening.mail = co_await introduce(client);
+      if (opening.mail && opening.mail->positive()) opening.mail = co_await upstream_->mail(mail);
+      if (rcpt && opening.mail && opening.mail->positive() && !upstream_->broken()) {
+        opening.rcpt = co_await upstream_->rcpt(*rcpt);
+      }
     }
-
     // Retry only when the very first command on a reused connection hit a stale connection:
     // nothing has been accepted on it, so a fresh connection changes nothing for the backend.
+    const Step& step = opening.mail;
     const uint64_t answered = upstream_->replies() - replies_before;
     const bool first_command = step ? answered == 1 : answered == 0;
     if (reused && attempt == 0 && first_command && stale_connection(step) && !pinned_auth_) {
@@ -106,12 +144,7 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
       drop();
       continue;
     }
-    if (!step) {
-      drop();
-      co_return gateway_reply(step.error());
-    }
-    if (upstream_->broken()) drop();  // a 421, or a refused introduction
-    co_return std::move(*step);
+    co_return opening;
   }
 }
 
@@ -128,7 +161,6 @@ RelaySession::Introduction RelaySession::introduction_for(const ClientInfo& clie
 }
 
 asio::awaitable<Step> RelaySession::introduce(const ClientInfo& client) {
-  const RelayConfig& config = *pool_.config;
   Upstream& up = *upstream_;
   switch (introduction_for(client)) {
     case Introduction::kPinned:
@@ -142,29 +174,26 @@ asio::awaitable<Step> RelaySession::introduce(const ClientInfo& client) {
     case Introduction::kNotOffered:
       break;
   }
+  warn_not_introduced();
+  co_return smtp::Reply::make(250, "", "no client introduction offered");
+}
+
+void RelaySession::warn_not_introduced() const {
+  const RelayConfig& config = *pool_.config;
   if ((config.use_xclient || config.use_xforward) && !g_warned_no_introduction.exchange(true)) {
     MG_LOG_WARNING(
         "relay {}: backend offers neither XCLIENT nor XFORWARD to us; it will see mail as "
         "coming from the gateway (check smtpd_authorized_xclient_hosts)",
-        up.peer());
+        upstream_->peer());
   }
-  co_return smtp::Reply::make(250, "", "no client introduction offered");
 }
 
 asio::awaitable<smtp::Reply> RelaySession::rcpt(const std::string& address) {
   try {
+    if (deferred_) co_return co_await rcpt_with_deferred_mail(address);
     if (!upstream_ || !upstream_->in_transaction()) co_return no_transaction_reply();
     Step step = co_await upstream_->rcpt(address);
-    if (!step) {
-      lost_reply_ = gateway_reply(step.error());
-      drop();
-      co_return lost_reply_;
-    }
-    if (step->closes()) {
-      lost_reply_ = *step;
-      drop();
-    }
-    co_return std::move(*step);
+    co_return rcpt_outcome(std::move(step));
   } catch (const std::exception& e) {
     drop();
     lost_reply_ = internal_error("RCPT", e);
@@ -172,9 +201,50 @@ asio::awaitable<smtp::Reply> RelaySession::rcpt(const std::string& address) {
   }
 }
 
+asio::awaitable<smtp::Reply> RelaySession::rcpt_with_deferred_mail(const std::string& address) {
+  DeferredMail deferred = std::move(*deferred_);
+  deferred_.reset();
+  Upstream::Opening opening =
+      co_await begin(deferred.client, deferred.mail, deferred.reused, address);
+  if (!opening.mail) {
+    lost_reply_ = gateway_reply(opening.mail.error());
+    drop();
+    co_return lost_reply_;
+  }
+  if (!opening.mail->positive()) {
+    // The backend refused the sender (or the introduction): the transaction's answer.
+    lost_reply_ = std::move(*opening.mail);
+    if (upstream_->broken()) drop();
+    co_return lost_reply_;
+  }
+  if (!opening.rcpt) {  // cannot happen: the connection was open after MAIL was accepted
+    lost_reply_ = gateway_reply(Failure{Failure::Kind::kLost, "no reply to RCPT"});
+    drop();
+    co_return lost_reply_;
+  }
+  co_return rcpt_outcome(std::move(*opening.rcpt));
+}
+
+smtp::Reply RelaySession::rcpt_outcome(Step step) {
+  if (!step) {
+    lost_reply_ = gateway_reply(step.error());
+    drop();
+    return lost_reply_;
+  }
+  if (step->closes()) {
+    lost_reply_ = *step;
+    drop();
+  }
+  return std::move(*step);
+}
+
 asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
                                                 const spool::Spool& message, uint64_t skip) {
   try {
+    if (deferred_) {  // no recipient reached the backend
+      deferred_.reset();
+      co_return smtp::Reply::make(554, "5.5.1", "Error: no valid recipients");
+    }
     if (!upstream_ || !upstream_->in_transaction()) {
       smtp::Reply reply = no_transaction_reply();
       lost_reply_ = {};  // the transaction is over whatever the reply
@@ -199,6 +269,7 @@ asio::awaitable<smtp::Reply> RelaySession::data(const std::string& prepend,
 
 asio::awaitable<void> RelaySession::reset() {
   lost_reply_ = {};
+  deferred_.reset();
   try {
     co_await reset_upstream();
   } catch (const std::exception& e) {
@@ -230,7 +301,8 @@ asio::awaitable<smtp::Reply> RelaySession::authenticate(const ClientInfo& client
       smtp::Reply::make(454, "4.7.0", "Temporary authentication failure");
   try {
     const RelayConfig& config = *pool_.config;
-    if (upstream_ && upstream_->in_transaction()) co_return unavailable;  // the caller forbids it
+    // The caller forbids it inside a transaction.
+    if (deferred_ || (upstream_ && upstream_->in_transaction())) co_return unavailable;
     // A connection of its own: the authentication must not leak to a pooled connection.
     if (upstream_) pool_.retire(std::move(upstream_));
     pinned_auth_ = false;
@@ -279,6 +351,7 @@ asio::awaitable<smtp::Reply> RelaySession::authenticate(const ClientInfo& client
 
 void RelaySession::release() {
   lost_reply_ = {};
+  deferred_.reset();
   if (!upstream_) return;
   if (upstream_->broken()) {
     upstream_.reset();

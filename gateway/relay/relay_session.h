@@ -2,7 +2,12 @@
 // (UpstreamPool::Impl). Private to relay/: the rest of the gateway sees only backend.h/pool.h.
 // Owns: the upstream connection of one client session between mail() and release(); the
 // choice of XCLIENT or XFORWARD; the transparent retry of a stale pooled connection; turning
-// failures into the gateway's 4xx replies.
+// failures into the gateway's 4xx replies; MAIL deferred to the first RCPT.
+// A backend that offers PIPELINING gets MAIL (with XFORWARD) in one group with the first
+// RCPT: mail() answers 250 itself once a connection is in hand, and a refusal of MAIL by the
+// backend becomes the answer to every RCPT of the transaction, as Postfix's own
+// smtpd_delay_reject reports sender refusals. One round trip to the backend fewer per
+// message; nothing is accepted that the backend did not accept.
 // Must not touch: the client side (replies are returned, never written), the spool's storage.
 // Thread-safety: a pool and all its sessions run on one io_context thread; no locks.
 #pragma once
@@ -10,6 +15,8 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "relay/backend.h"
 #include "relay/pool.h"
@@ -62,21 +69,40 @@ class RelaySession final : public BackendSession {
  private:
   asio::awaitable<smtp::Reply> start_transaction(const ClientInfo& client,
                                                  const smtp::MailArgs& mail);
+  // Opens the transaction on upstream_ (held or, when null, a fresh connection): the client's
+  // introduction, MAIL and, when given, the first RCPT; a stale pooled connection (`reused`)
+  // is replaced once, transparently.
+  asio::awaitable<Upstream::Opening> begin(const ClientInfo& client, const smtp::MailArgs& mail,
+                                           bool reused, std::optional<std::string_view> rcpt);
+  // The first RCPT of a transaction whose MAIL was deferred: both go now.
+  asio::awaitable<smtp::Reply> rcpt_with_deferred_mail(const std::string& address);
+  // The RCPT reply as the client gets it: a lost connection becomes the transaction's 4xx.
+  smtp::Reply rcpt_outcome(Step step);
   // XCLIENT (unless the same client is still in effect) or XFORWARD, as configured and
   // offered. A non-positive reply is what the client should get for its MAIL.
   asio::awaitable<Step> introduce(const ClientInfo& client);
   // What introduce() does for `client` on upstream_.
   enum class Introduction { kPinned, kSameClient, kXclient, kXforward, kNotOffered };
   Introduction introduction_for(const ClientInfo& client) const;
+  // Once per process: the backend will see the gateway as the client (kNotOffered).
+  void warn_not_introduced() const;
   asio::awaitable<void> reset_upstream();
   // The reply for rcpt()/data() when no transaction is open on a live connection.
   smtp::Reply no_transaction_reply() const;
   void drop();  // closes the connection now (not pooled)
 
+  // MAIL answered by mail(), to go with the first RCPT.
+  struct DeferredMail {
+    ClientInfo client;
+    smtp::MailArgs mail;
+    bool reused = false;  // upstream_ was not opened for this transaction
+  };
+
   UpstreamPool::Impl& pool_;
   std::unique_ptr<Upstream> upstream_;
-  // Set when the connection broke inside a transaction: later steps of that transaction get
-  // the same 4xx instead of a sequence error.
+  std::optional<DeferredMail> deferred_;
+  // Set when the connection broke inside a transaction, or the backend refused a deferred
+  // MAIL: later steps of that transaction get the same reply instead of a sequence error.
   smtp::Reply lost_reply_;
   // The session authenticated on upstream_ itself (the backend has no XCLIENT LOGIN): its
   // transactions must use that connection; when it is gone they fail (421, the client

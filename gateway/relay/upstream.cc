@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "log/log.h"
+#include "net/write_now.h"
 #include "obs/metrics.h"
 #include "smtp/sasl.h"
 #include "spool/spool.h"
@@ -88,34 +89,13 @@ Upstream::Upstream(asio::any_io_executor executor, std::shared_ptr<const RelayCo
       resolver_(executor),
       socket_(executor),
       timer_(executor),
-      watchdog_(executor),
-      watch_(std::make_shared<Watch>()),
+      watchdog_(socket_),
       peer_(fmt::format("{}:{}", config_->host, config_->port)),
       id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
-  watch_->socket = &socket_;
 }
 
 Upstream::~Upstream() {
-  watch_->alive = false;
   close();
-}
-
-void Upstream::arm(Deadline deadline) {
-  Watch& w = *watch_;
-  w.timed_out = false;
-  const uint64_t generation = ++w.generation;
-  watchdog_.expires_at(deadline);
-  watchdog_.async_wait([watch = watch_, generation](const std::error_code& ec) {
-    if (ec || !watch->alive || watch->generation != generation) return;
-    watch->timed_out = true;
-    std::error_code ignored;
-    watch->socket->cancel(ignored);
-  });
-}
-
-void Upstream::disarm() {
-  ++watch_->generation;
-  watchdog_.cancel();
 }
 
 Failure Upstream::fail(Failure::Kind kind, std::string detail) {
@@ -135,7 +115,7 @@ void Upstream::close() {
   std::error_code ignored;
   resolver_.cancel();
   timer_.cancel();
-  disarm();
+  watchdog_.disarm();
   if (socket_.is_open()) {
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -171,14 +151,22 @@ asio::awaitable<std::optional<Failure>> Upstream::write_all(std::string_view byt
   const Deadline deadline = Clock::now() + timeout;
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
   std::error_code ec;
-  arm(deadline);
+  bool timed_out = false;
   if (tls_) {
+    watchdog_.arm(deadline);
     co_await asio::async_write(*tls_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
+    watchdog_.disarm();
+    timed_out = watchdog_.timed_out();
   } else {
-    co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
+    const size_t done = net::write_now(socket_, bytes, ec);
+    if (!ec && done < bytes.size()) {  // the send buffer is full: wait for room
+      bytes.remove_prefix(done);
+      watchdog_.arm(deadline);
+      co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
+      watchdog_.disarm();
+      timed_out = watchdog_.timed_out();
+    }
   }
-  disarm();
-  const bool timed_out = watch_->timed_out;
   if (timed_out) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout sending {} (limit {} ms)", what, as_ms(timeout)));
@@ -195,14 +183,14 @@ asio::awaitable<std::optional<Failure>> Upstream::read_more(Deadline deadline,
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
   std::error_code ec;
   size_t n = 0;
-  arm(deadline);
+  watchdog_.arm(deadline);
   if (tls_) {
     n = co_await tls_->async_read_some(asio::buffer(in_), redirect(ec));
   } else {
     n = co_await socket_.async_read_some(asio::buffer(in_), redirect(ec));
   }
-  disarm();
-  if (watch_->timed_out) {
+  watchdog_.disarm();
+  if (watchdog_.timed_out()) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout waiting for {} (limit {} ms)", what, as_ms(timeout)));
   }
@@ -436,28 +424,45 @@ asio::awaitable<Step> Upstream::xforward(const ClientInfo& client) {
   co_return last;
 }
 
-asio::awaitable<Step> Upstream::xforward_and_mail(const ClientInfo& client,
-                                                  const smtp::MailArgs& mail) {
-  if (broken_) co_return unexpected(Failure{Failure::Kind::kLost, "connection already closed"});
+asio::awaitable<Upstream::Opening> Upstream::open_transaction(
+    const ClientInfo* xforward_for, const smtp::MailArgs& mail,
+    std::optional<std::string_view> rcpt) {
+  Opening opening;
+  if (broken_) {
+    opening.mail = unexpected(Failure{Failure::Kind::kLost, "connection already closed"});
+    co_return opening;
+  }
   Expected<std::string, smtp::Reply> mail_line = mail_command(mail);
-  if (!mail_line) co_return mail_line.error();
-  const std::vector<std::string> xforward = build_xforward_commands(client, caps_.xforward_attrs);
+  if (!mail_line) {
+    opening.mail = mail_line.error();
+    co_return opening;
+  }
+  std::vector<std::string> lines;
+  if (xforward_for) lines = build_xforward_commands(*xforward_for, caps_.xforward_attrs);
+  const size_t xforwards = lines.size();
+  lines.push_back(std::move(*mail_line));
+  if (rcpt) lines.push_back(build_rcpt_command(*rcpt));
   std::string out;
-  for (const std::string& line : xforward) {
+  for (const std::string& line : lines) {
     MG_LOG_DEBUG("relay#{} {} > {}", id_, peer_, line);
     out.append(line).append("\r\n");
   }
-  MG_LOG_DEBUG("relay#{} {} > {}", id_, peer_, *mail_line);
-  out.append(*mail_line).append("\r\n");
   std::optional<Failure> failure = co_await write_all(out, config_->command_timeout, "MAIL");
-  if (failure) co_return unexpected(std::move(*failure));
-  for (size_t i = 0; i < xforward.size(); ++i) {
-    Step reply = co_await read_reply(config_->command_timeout, "reply to XFORWARD");
-    if (std::optional<Step> refused = xforward_refused(reply)) co_return std::move(*refused);
+  if (failure) {
+    opening.mail = unexpected(std::move(*failure));
+    co_return opening;
   }
-  Step reply = co_await read_reply(config_->command_timeout, "reply to MAIL");
-  if (reply && reply->positive()) in_transaction_ = true;
-  co_return reply;
+  for (size_t i = 0; i < xforwards; ++i) {
+    Step reply = co_await read_reply(config_->command_timeout, "reply to XFORWARD");
+    if (std::optional<Step> refused = xforward_refused(reply)) {
+      opening.mail = std::move(*refused);
+      co_return opening;
+    }
+  }
+  opening.mail = co_await read_reply(config_->command_timeout, "reply to MAIL");
+  if (opening.mail && opening.mail->positive()) in_transaction_ = true;
+  if (rcpt && !broken_) opening.rcpt = co_await read_reply(config_->command_timeout, "reply to RCPT");
+  co_return opening;
 }
 
 asio::awaitable<Step> Upstream::mail(const smtp::MailArgs& mail) {

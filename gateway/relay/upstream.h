@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/socket_watchdog.h"
 #include "relay/backend.h"
 #include "relay/relay_config.h"
 #include "relay/smtp_client_codec.h"
@@ -87,16 +88,28 @@ class Upstream {
   // only outside a transaction; the attributes hold for the next transaction only.
   asio::awaitable<Step> xforward(const ClientInfo& client);
 
-  // XFORWARD for `client` and MAIL in one write, for a backend that offers PIPELINING (RFC
-  // 2920 lets both go in one group; Postfix's own smtp client sends them so). The replies are
-  // read in order and mean what xforward() and mail() return: a refused XFORWARD closes the
-  // connection (the MAIL sent with it goes with it). Nothing is sent when MAIL cannot go to
-  // this backend.
-  asio::awaitable<Step> xforward_and_mail(const ClientInfo& client, const smtp::MailArgs& mail);
+  // The opening of a transaction on a backend that offers PIPELINING: XFORWARD for
+  // `xforward_for` (when given; the attributes the backend listed), MAIL and, when given, the
+  // first RCPT in one write (RFC 2920 lets them go in one group; Postfix's own smtp client
+  // sends them so). The replies are read in order. A refused XFORWARD means what xforward()
+  // returns (the connection closes; the rest of the group goes with it) and is returned as
+  // `mail`. `rcpt` is the RCPT's reply, read whenever the connection is still open after MAIL
+  // (after a refused MAIL the backend answers it with a sequence error), absent otherwise.
+  // Nothing is sent when MAIL cannot go to this backend (mail_command()'s refusal).
+  struct Opening {
+    Step mail = smtp::Reply{};
+    std::optional<Step> rcpt;
+  };
+  asio::awaitable<Opening> open_transaction(const ClientInfo* xforward_for,
+                                            const smtp::MailArgs& mail,
+                                            std::optional<std::string_view> rcpt);
 
   // MAIL FROM with the parameters the backend supports. When the message cannot go to this
   // backend (SMTPUTF8 not offered) returns the gateway's 5xx reply without sending anything.
   asio::awaitable<Step> mail(const smtp::MailArgs& mail);
+  // The MAIL FROM line for this backend, or the gateway's refusal when the message cannot go
+  // to it (logged at debug level; nothing is sent).
+  Expected<std::string, smtp::Reply> mail_command(const smtp::MailArgs& mail) const;
   asio::awaitable<Step> rcpt(std::string_view address);
 
   // DATA (data_init_timeout); on 354 streams `prepend` and the spool — less its first `skip`
@@ -168,35 +181,21 @@ class Upstream {
   // For a reply to XFORWARD: nothing when it is 250 (go on); else what xforward() returns — a
   // failure or a 421 as is, any other refusal warned about, the connection closed, 451 4.3.5.
   std::optional<Step> xforward_refused(const Step& reply);
-  // The MAIL FROM line for this backend, or the gateway's refusal when the message cannot go
-  // to it (logged at debug level; nothing is sent).
-  Expected<std::string, smtp::Reply> mail_command(const smtp::MailArgs& mail) const;
+
   // Logs (warning unless quiet_), closes, and returns the failure.
   Failure fail(Failure::Kind kind, std::string detail);
   std::string own_helo_name() const;
   // STARTTLS and the client handshake; a failure closes the connection.
   asio::awaitable<std::optional<Failure>> start_tls();
-  // Deadline of the read or write in progress (write_all, read_more): one timer per
-  // connection re-armed per operation, cheaper than `operation || timer` (which starts two
-  // child coroutines per operation). When it passes, the socket's operations are cancelled
-  // and `timed_out` is set. The handler may run after this object is gone or re-armed: it
-  // acts only while `alive` and for its own generation.
-  struct Watch {
-    asio::ip::tcp::socket* socket = nullptr;
-    uint64_t generation = 0;
-    bool timed_out = false;
-    bool alive = true;
-  };
-  void arm(Deadline deadline);
-  void disarm();
 
   std::shared_ptr<const RelayConfig> config_;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer timer_;
-  asio::steady_timer watchdog_;
-  std::shared_ptr<Watch> watch_;
+  // Deadline of the read or write in progress (write_all, read_more); connecting,
+  // resolving and the TLS handshake race their operation against timer_ instead.
+  net::SocketWatchdog watchdog_;  // after socket_, which it watches
   std::string peer_;
   uint64_t id_;
   std::string rbuf_;  // received, not yet parsed

@@ -170,8 +170,9 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener, Worker& work
                                                 asio::ip::tcp::acceptor& acceptor) {
   for (;;) {
     std::error_code ec;
+    asio::ip::tcp::endpoint remote;  // from accept(2) itself: no getpeername(2)
     asio::ip::tcp::socket socket =
-        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        co_await acceptor.async_accept(remote, asio::redirect_error(asio::use_awaitable, ec));
     if (stopping.load()) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
@@ -181,8 +182,6 @@ asio::awaitable<void> Server::Impl::accept_loop(Listener& listener, Worker& work
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    auto remote = socket.remote_endpoint(ec);
-    if (ec) continue;  // already gone
     net::ConnectionLimiter::Ticket ticket;
     auto verdict = limiter.acquire(remote.address(), &ticket);
     std::shared_ptr<const smtp::SessionConfig> cfg = current_session_config();
@@ -426,9 +425,15 @@ int Server::run() {
   Impl& s = *impl_;
   for (auto& w : s.workers) {
     w->thread = std::thread([worker = w.get()] {
+      // One turn: wait for the first ready handler, run every other one ready, then write the
+      // turn's log lines together.
+      log::BatchScope batch;
       for (;;) {
         try {
-          worker->ctx.run();
+          while (worker->ctx.run_one() > 0) {
+            worker->ctx.poll();
+            log::flush();
+          }
           return;
         } catch (const std::exception& e) {
           MG_LOG_ERROR("I/O thread: unexpected error: {}", e.what());

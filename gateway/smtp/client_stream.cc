@@ -11,6 +11,8 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "net/write_now.h"
+
 namespace mailgate::smtp {
 namespace {
 
@@ -23,13 +25,12 @@ constexpr size_t kReadChunk = 16 * 1024;
 }  // namespace
 
 ClientStream::ClientStream(asio::ip::tcp::socket socket)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), watch_(std::make_shared<Watch>()) {
-  watch_->socket = &socket_;
+    : socket_(std::move(socket)), watchdog_(socket_) {
   std::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
 }
 
-ClientStream::~ClientStream() { watch_->alive = false; }
+ClientStream::~ClientStream() = default;
 
 asio::awaitable<bool> ClientStream::talked_within(std::chrono::milliseconds pause) {
   std::error_code ec;
@@ -42,24 +43,6 @@ asio::awaitable<bool> ClientStream::talked_within(std::chrono::milliseconds paus
   co_return has_buffered_input() || (!ec && waiting > 0);
 }
 
-void ClientStream::arm(std::chrono::milliseconds timeout) {
-  Watch& w = *watch_;
-  w.timed_out = false;
-  uint64_t generation = ++w.generation;
-  timer_.expires_after(timeout);
-  timer_.async_wait([watch = watch_, generation](const std::error_code& ec) {
-    if (ec || !watch->alive || watch->generation != generation) return;
-    watch->timed_out = true;
-    std::error_code ignored;
-    watch->socket->cancel(ignored);
-  });
-}
-
-void ClientStream::disarm() {
-  ++watch_->generation;
-  timer_.cancel();
-}
-
 void ClientStream::cancel() {
   cancelled_ = true;
   std::error_code ignored;
@@ -67,7 +50,7 @@ void ClientStream::cancel() {
 }
 
 void ClientStream::close() {
-  disarm();
+  watchdog_.stop();
   std::error_code ignored;
   socket_.close(ignored);  // the only descriptor of the connection: close(2) sends the FIN
 }
@@ -105,7 +88,7 @@ asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds ti
   make_room();
   const size_t space = in_capacity_ - in_end_;
   std::error_code ec;
-  arm(timeout);
+  watchdog_.arm_after(timeout);
   size_t n = 0;
   auto room = asio::buffer(in_.get() + in_end_, space);
   if (tls_) {
@@ -113,9 +96,9 @@ asio::awaitable<LineStatus> ClientStream::read_some(std::chrono::milliseconds ti
   } else {
     n = co_await socket_.async_read_some(room, asio::redirect_error(asio::use_awaitable, ec));
   }
-  disarm();
+  watchdog_.disarm();
   if (cancelled_) co_return LineStatus::kCancelled;
-  if (watch_->timed_out) co_return LineStatus::kTimedOut;
+  if (watchdog_.timed_out()) co_return LineStatus::kTimedOut;
   if (ec || n == 0) co_return LineStatus::kClosed;
   in_end_ += n;
   if (n == space && in_capacity_ < 2 * kReadChunk) grow_ = true;
@@ -175,17 +158,29 @@ asio::awaitable<LineStatus> ClientStream::read_line(size_t max_length,
 asio::awaitable<bool> ClientStream::flush(std::chrono::milliseconds timeout) {
   if (out_.empty()) co_return true;
   std::error_code ec;
-  arm(timeout);
+  size_t done = 0;
+  if (!tls_) {
+    done = net::write_now(socket_, out_, ec);
+    if (ec) {
+      out_.clear();
+      co_return false;
+    }
+    if (done == out_.size()) {
+      out_.clear();
+      co_return true;
+    }
+  }
+  watchdog_.arm_after(timeout);
   if (tls_) {
     co_await asio::async_write(*tls_, asio::buffer(out_),
                                asio::redirect_error(asio::use_awaitable, ec));
   } else {
-    co_await asio::async_write(socket_, asio::buffer(out_),
+    co_await asio::async_write(socket_, asio::buffer(out_.data() + done, out_.size() - done),
                                asio::redirect_error(asio::use_awaitable, ec));
   }
-  disarm();
+  watchdog_.disarm();
   out_.clear();
-  co_return !ec && !watch_->timed_out;
+  co_return !ec && !watchdog_.timed_out();
 }
 
 asio::awaitable<std::string> ClientStream::start_tls(
@@ -200,14 +195,14 @@ asio::awaitable<std::string> ClientStream::start_tls(
   tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_,
                                                                       tls_context_->native());
   std::error_code ec;
-  arm(timeout);
+  watchdog_.arm_after(timeout);
   co_await tls_->async_handshake(asio::ssl::stream_base::server,
                                  asio::redirect_error(asio::use_awaitable, ec));
-  disarm();
+  watchdog_.disarm();
   std::string why;
   if (cancelled_) {
     why = "cancelled";
-  } else if (watch_->timed_out) {
+  } else if (watchdog_.timed_out()) {
     why = "handshake timeout";
   } else if (ec) {
     why = ec.message();  // for OpenSSL errors, the reason string
@@ -220,9 +215,9 @@ asio::awaitable<std::string> ClientStream::start_tls(
 asio::awaitable<void> ClientStream::shutdown_tls(std::chrono::milliseconds timeout) {
   if (!tls_ || cancelled_ || !socket_.is_open()) co_return;
   std::error_code ec;
-  arm(timeout);
+  watchdog_.arm_after(timeout);
   co_await tls_->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
-  disarm();
+  watchdog_.disarm();
 }
 
 net::TlsInfo ClientStream::tls_info() const {

@@ -19,8 +19,8 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/stream.hpp>
-#include <asio/steady_timer.hpp>
 
+#include "net/socket_watchdog.h"
 #include "net/tls_context.h"
 #include "obs/metrics.h"
 #include "smtp/reply.h"
@@ -109,26 +109,10 @@ class ClientStream {
   // Unread bytes moved to the front of the input buffer; the buffer allocated (small) or
   // grown (when the last read filled it, or a line does not fit) as needed.
   void make_room();
-  // Deadline for the next socket operation: when it passes, the socket's operations are
-  // cancelled and timed_out_ is set.
-  void arm(std::chrono::milliseconds timeout);
-  void disarm();
-
-  // Shared with the timer's handler, which may run after this stream is gone (a handler
-  // already queued when the stream is destroyed or re-armed): it acts only when `alive` and
-  // its generation is still the current one.
-  struct Watch {
-    asio::ip::tcp::socket* socket = nullptr;
-    uint64_t generation = 0;
-    bool timed_out = false;
-    bool alive = true;
-  };
-
   asio::ip::tcp::socket socket_;
   std::shared_ptr<const net::TlsContext> tls_context_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
-  asio::steady_timer timer_;
-  std::shared_ptr<Watch> watch_;
+  net::SocketWatchdog watchdog_;  // after socket_, which it watches
   bool cancelled_ = false;
   std::unique_ptr<char[]> in_;  // in_capacity_ bytes; null until the first read
   size_t in_capacity_ = 0;

@@ -814,12 +814,13 @@ TEST_F(RelayPostfixTest, ConnectionIntroducedAsOutsiderIsNotPooled) {
   // Same client again in this session: still fine on the same connection (no XCLIENT needed).
   r = run(io_, session->mail(c, mail_from("v6@example.org")));
   EXPECT_EQ(r.code, 250) << r.summary();
+  EXPECT_EQ(run(io_, session->rcpt("user@example.test")).code, 250);
   run(io_, session->reset());
   session->release();
   EXPECT_EQ(pool.idle_count(), 0u);
   drain(io_);
   std::string line = backend_->wait_for_log("disconnect from unknown[2001:db8::7]", 0);
-  EXPECT_NE(line.find("mail=2"), std::string::npos) << line;
+  EXPECT_NE(line.find("mail=2 rcpt=2"), std::string::npos) << line;
 }
 
 // --- failures ----------------------------------------------------------------------------
@@ -926,36 +927,53 @@ class ScriptedBackend {
   std::vector<std::string> lines_;
 };
 
+// The backend closed a pooled connection while it sat idle: the first command on it fails and
+// the transaction goes on a new connection, unnoticed by the client. With PIPELINING the first
+// command is the group MAIL + RCPT that the first RCPT sends.
 TEST(RelayScripted, StalePooledConnectionIsRetriedOnce) {
-  asio::io_context io;
-  int mails_on_first = 0;
-  ScriptedBackend backend(io, [&](int connection, const std::string& line) -> std::string {
-    if (line.rfind("EHLO", 0) == 0) return "250-scripted\r\n250 8BITMIME\r\n";
-    if (line.rfind("MAIL", 0) == 0) {
-      // The first connection serves one transaction, then goes away when the next starts.
-      if (connection == 1 && ++mails_on_first > 1) return "";
-      return "250 2.1.0 Ok\r\n";
-    }
-    if (line.rfind("RCPT", 0) == 0) return "250 2.1.5 Ok\r\n";
-    if (line == "RSET") return "250 2.0.0 Ok\r\n";
-    if (line == "QUIT") return "221 2.0.0 Bye\r\n";
-    return "502 5.5.2 Error: command not recognized\r\n";
-  });
-  UpstreamPool pool(io.get_executor(), test_config(backend.port()));
+  for (const bool pipelining : {false, true}) {
+    SCOPED_TRACE(pipelining ? "PIPELINING" : "no PIPELINING");
+    asio::io_context io;
+    int mails_on_first = 0;
+    ScriptedBackend backend(io, [&](int connection, const std::string& line) -> std::string {
+      if (line.rfind("EHLO", 0) == 0) {
+        return pipelining ? "250-scripted\r\n250 PIPELINING\r\n" : "250-scripted\r\n250 8BITMIME\r\n";
+      }
+      if (line.rfind("MAIL", 0) == 0) {
+        // The first connection serves one transaction, then goes away when the next starts.
+        if (connection == 1 && ++mails_on_first > 1) return "";
+        return "250 2.1.0 Ok\r\n";
+      }
+      if (line.rfind("RCPT", 0) == 0) return "250 2.1.5 Ok\r\n";
+      if (line == "RSET") return "250 2.0.0 Ok\r\n";
+      if (line == "QUIT") return "221 2.0.0 Bye\r\n";
+      return "502 5.5.2 Error: command not recognized\r\n";
+    });
+    RelayConfig config = test_config(backend.port());
+    config.use_xclient = false;
+    config.use_xforward = false;
+    UpstreamPool pool(io.get_executor(), config);
 
-  auto s1 = pool.new_session();
-  EXPECT_EQ(run(io, s1->mail(sample_client(), mail_from("a@example.org"))).code, 250);
-  run(io, s1->reset());
-  s1->release();
-  ASSERT_EQ(pool.idle_count(), 1u);
+    auto s1 = pool.new_session();
+    EXPECT_EQ(run(io, s1->mail(sample_client(), mail_from("a@example.org"))).code, 250);
+    EXPECT_EQ(run(io, s1->rcpt("u@example.test")).code, 250);
+    run(io, s1->reset());
+    s1->release();
+    ASSERT_EQ(pool.idle_count(), 1u);
 
-  auto s2 = pool.new_session();
-  smtp::Reply r = run(io, s2->mail(sample_client(), mail_from("b@example.org")));
-  EXPECT_EQ(r.code, 250) << r.summary();  // retried transparently on a new connection
-  EXPECT_EQ(backend.connections(), 2);
-  EXPECT_EQ(run(io, s2->rcpt("u@example.test")).code, 250);
-  s2->release();
-  drain(io);
+    auto s2 = pool.new_session();
+    smtp::Reply r = run(io, s2->mail(sample_client(), mail_from("b@example.org")));
+    EXPECT_EQ(r.code, 250) << r.summary();  // retried transparently on a new connection
+    r = run(io, s2->rcpt("u@example.test"));
+    EXPECT_EQ(r.code, 250) << r.summary();
+    EXPECT_EQ(backend.connections(), 2);
+    const std::vector<std::string>& lines = backend.lines();
+    ASSERT_GE(lines.size(), 3u);
+    EXPECT_EQ(lines[lines.size() - 2], "MAIL FROM:<b@example.org>");  // on the new connection
+    EXPECT_EQ(lines.back(), "RCPT TO:<u@example.test>");
+    s2->release();
+    drain(io);
+  }
 }
 
 TEST(RelayScripted, Backend421IsPassedThroughAndGarbageIsLost) {
@@ -987,10 +1005,12 @@ TEST(RelayScripted, Backend421IsPassedThroughAndGarbageIsLost) {
   drain(io);
 }
 
-// A backend with PIPELINING gets XFORWARD and MAIL in one group; its answer to XFORWARD decides
-// as it does without pipelining: a refusal is the gateway's 451 4.3.5 and the connection goes,
-// a 421 passes through.
-TEST(RelayScripted, XforwardPipelinedWithMailAndItsRefusals) {
+// A backend with PIPELINING gets XFORWARD, MAIL and the first RCPT in one group, and only
+// when that RCPT comes: mail() answers by itself. The backend's answers decide as they would
+// one by one: a refused XFORWARD is the gateway's 451 4.3.5 and the connection goes, a 421
+// passes through, a refused MAIL is the answer to every RCPT of the transaction. A transaction
+// given up before any RCPT costs the backend nothing.
+TEST(RelayScripted, MailDeferredToTheFirstRcptAndItsRefusals) {
   asio::io_context io;
   ScriptedBackend backend(io, [&](int connection, const std::string& line) -> std::string {
     if (line.rfind("EHLO", 0) == 0) return "250-scripted\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR\r\n";
@@ -999,6 +1019,7 @@ TEST(RelayScripted, XforwardPipelinedWithMailAndItsRefusals) {
       if (connection == 3) return "421 4.3.2 Shutting down\r\n";
       return "250 2.0.0 Ok\r\n";
     }
+    if (line == "MAIL FROM:<spammer@example.org>") return "553 5.7.1 Sender refused\r\n";
     if (line.rfind("MAIL", 0) == 0) return "250 2.1.0 Ok\r\n";
     if (line.rfind("RCPT", 0) == 0) return "250 2.1.5 Ok\r\n";
     if (line == "QUIT") return "221 2.0.0 Bye\r\n";
@@ -1007,23 +1028,55 @@ TEST(RelayScripted, XforwardPipelinedWithMailAndItsRefusals) {
   RelayConfig config = test_config(backend.port());
   config.use_xclient = false;
   UpstreamPool pool(io.get_executor(), config);
+  const auto lines_since = [&](size_t from) {
+    return std::vector<std::string>(backend.lines().begin() + static_cast<std::ptrdiff_t>(from),
+                                    backend.lines().end());
+  };
 
   auto accepted = pool.new_session();
-  EXPECT_EQ(run(io, accepted->mail(sample_client(), mail_from("a@example.org"))).code, 250);
+  EXPECT_EQ(run(io, accepted->mail(sample_client(), mail_from("a@example.org"))).summary(),
+            "250 2.1.0 Ok");
+  ASSERT_EQ(backend.lines().size(), 1u);  // EHLO only: MAIL waits for the first RCPT
   EXPECT_EQ(run(io, accepted->rcpt("u@example.test")).code, 250);
-  ASSERT_GE(backend.lines().size(), 3u);
-  EXPECT_EQ(backend.lines()[1].rfind("XFORWARD NAME=", 0), 0u) << backend.lines()[1];
-  EXPECT_EQ(backend.lines()[2], "MAIL FROM:<a@example.org>");
+  std::vector<std::string> sent = lines_since(1);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].rfind("XFORWARD NAME=", 0), 0u) << sent[0];
+  EXPECT_EQ(sent[1], "MAIL FROM:<a@example.org>");
+  EXPECT_EQ(sent[2], "RCPT TO:<u@example.test>");
+  EXPECT_EQ(run(io, accepted->rcpt("v@example.test")).code, 250);  // one by one from here
+  EXPECT_EQ(backend.lines().back(), "RCPT TO:<v@example.test>");
+  run(io, accepted->reset());
+
+  // Given up before any RCPT: nothing reaches the backend.
+  const size_t before = backend.lines().size();
+  EXPECT_EQ(backend.lines().back(), "RSET");  // of the transaction above
+  EXPECT_EQ(run(io, accepted->mail(sample_client(), mail_from("b@example.org"))).code, 250);
+  run(io, accepted->reset());
+  EXPECT_EQ(run(io, accepted->mail(sample_client(), mail_from("c@example.org"))).code, 250);
+  EXPECT_EQ(backend.lines().size(), before);
+
+  // The backend refuses the sender: the refusal answers this RCPT and the next; the reply to
+  // the RCPT pipelined with MAIL is read (and dropped), and the connection is pooled.
+  run(io, accepted->reset());
+  EXPECT_EQ(run(io, accepted->mail(sample_client(), mail_from("spammer@example.org"))).code, 250);
+  EXPECT_EQ(run(io, accepted->rcpt("u@example.test")).summary(), "553 5.7.1 Sender refused");
+  EXPECT_EQ(run(io, accepted->rcpt("v@example.test")).summary(), "553 5.7.1 Sender refused");
+  EXPECT_EQ(backend.lines().back(), "RCPT TO:<u@example.test>");  // the second never went
   accepted->release();
+  EXPECT_EQ(pool.idle_count(), 1u);
   pool.close_idle();
 
   auto refused = pool.new_session();
-  smtp::Reply r = run(io, refused->mail(sample_client(), mail_from("b@example.org")));
+  EXPECT_EQ(run(io, refused->mail(sample_client(), mail_from("b@example.org"))).code, 250);
+  smtp::Reply r = run(io, refused->rcpt("u@example.test"));
+  EXPECT_EQ(r.summary(), "451 4.3.5 Backend refused the client introduction, try again later");
+  r = run(io, refused->rcpt("v@example.test"));
   EXPECT_EQ(r.summary(), "451 4.3.5 Backend refused the client introduction, try again later");
   refused->release();
 
   auto closing = pool.new_session();
-  r = run(io, closing->mail(sample_client(), mail_from("c@example.org")));
+  EXPECT_EQ(run(io, closing->mail(sample_client(), mail_from("c@example.org"))).code, 250);
+  r = run(io, closing->rcpt("u@example.test"));
   EXPECT_EQ(r.summary(), "421 4.3.2 Shutting down");
   closing->release();
   EXPECT_EQ(pool.idle_count(), 0u);
