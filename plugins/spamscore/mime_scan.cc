@@ -116,9 +116,72 @@ class Walker {
   ScannedMessage* out_;
 };
 
+bool same_name(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+std::string_view trim_blanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 }  // namespace
 
+std::optional<ScannedMessage> scan_unstructured(std::string_view message,
+                                                const ScanLimits& limits) {
+  std::optional<std::string_view> subject;
+  bool in_subject = false;  // the last field seen is the Subject
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t lf = message.find('\n', pos);
+    if (lf == std::string_view::npos) return std::nullopt;  // no end of the header block
+    std::string_view line = message.substr(pos, lf - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    pos = lf + 1;
+    if (line.empty()) break;
+    if (line.front() == ' ' || line.front() == '\t') {
+      if (in_subject) return std::nullopt;  // a folded Subject
+      continue;
+    }
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+    const std::string_view name = line.substr(0, colon);
+    for (char c : name)
+      if (c <= ' ' || c > '~') return std::nullopt;
+    if (same_name(name, "content-type") || same_name(name, "content-transfer-encoding"))
+      return std::nullopt;
+    in_subject = same_name(name, "subject");
+    if (!in_subject) continue;
+    if (subject) return std::nullopt;  // two of them
+    const std::string_view value = trim_blanks(line.substr(colon + 1));
+    for (char c : value)
+      if (c < ' ' || c > '~') return std::nullopt;
+    if (value.find("=?") != std::string_view::npos) return std::nullopt;
+    subject = value;
+  }
+  ScannedMessage out;
+  out.parsed = true;
+  if (subject) out.subject = std::string(*subject);
+  std::string text(message.substr(pos));
+  if (!extract_urls(text, limits.max_urls, &out.urls)) out.too_many_urls = true;
+  out.texts.push_back(std::move(text));
+  return out;
+}
+
 ScannedMessage scan_message(std::string_view message, const ScanLimits& limits) {
+  if (std::optional<ScannedMessage> plain = scan_unstructured(message, limits))
+    return std::move(*plain);
+  return scan_with_gmime(message, limits);
+}
+
+ScannedMessage scan_with_gmime(std::string_view message, const ScanLimits& limits) {
   ScannedMessage out;
   if (container_headers(message) > limits.max_parts) {
     out.too_complex = true;

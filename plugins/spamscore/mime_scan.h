@@ -7,10 +7,15 @@
 // saying when a bound cut the walk short. The byte bound is the caller's (it reads at most that
 // much of the body). A message with more multipart/message headers than the part bound allows
 // is not handed to GMime at all (its parser recurses once per level), only scanned raw.
+// A message without MIME structure (no Content-Type or Content-Transfer-Encoding field, so
+// RFC 2045's text/plain, us-ascii, 7bit) and with a plain Subject is not handed to GMime
+// either: its body is its one text as is, which is what GMime makes of it (the unit test
+// compares both).
 // Threading: pure function of its input; any thread (GMime is initialised once, gmime_ptr.h).
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,5 +42,12 @@ struct ScannedMessage {
 // `message` is the whole message as it will be relayed: header fields, empty line, body (or
 // the first bytes of the body).
 ScannedMessage scan_message(std::string_view message, const ScanLimits& limits);
+
+// The two ways scan_message() takes. scan_unstructured() answers only for a message without
+// MIME structure, with a Subject that is absent or one unfolded line of printable ASCII
+// without encoded words, and well-formed header fields; nullopt otherwise. scan_with_gmime()
+// parses any message.
+std::optional<ScannedMessage> scan_unstructured(std::string_view message, const ScanLimits& limits);
+ScannedMessage scan_with_gmime(std::string_view message, const ScanLimits& limits);
 
 }  // namespace mailgate::spamscore
