@@ -76,10 +76,7 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
   if (!upstream_) upstream_ = pool_.acquire(client);
   if (!upstream_) {
     reused = false;
-    upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
-    const auto open_started = std::chrono::steady_clock::now();
-    Step opened = co_await upstream_->open();
-    obs::count_backend_open(opened.has_value(), std::chrono::steady_clock::now() - open_started);
+    Step opened = co_await open_new();
     if (!opened) {
       drop();
       co_return gateway_reply(opened.error());
@@ -103,16 +100,21 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
   co_return std::move(*step);
 }
 
+asio::awaitable<Step> RelaySession::open_new() {
+  upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
+  const auto open_started = std::chrono::steady_clock::now();
+  Step opened = co_await upstream_->open();
+  obs::count_backend_open(opened.has_value(), std::chrono::steady_clock::now() - open_started);
+  co_return opened;
+}
+
 asio::awaitable<Upstream::Opening> RelaySession::begin(const ClientInfo& client,
                                                        const smtp::MailArgs& mail, bool reused,
                                                        std::optional<std::string_view> rcpt) {
   for (int attempt = 0;; ++attempt) {
     if (!upstream_) {
       reused = false;
-      upstream_ = std::make_unique<Upstream>(pool_.executor, pool_.config);
-      const auto open_started = std::chrono::steady_clock::now();
-      Step opened = co_await upstream_->open();
-      obs::count_backend_open(opened.has_value(), std::chrono::steady_clock::now() - open_started);
+      Step opened = co_await open_new();
       if (!opened) {
         Upstream::Opening failed;
         failed.mail = unexpected(opened.error());

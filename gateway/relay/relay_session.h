@@ -69,6 +69,8 @@ class RelaySession final : public BackendSession {
  private:
   asio::awaitable<smtp::Reply> start_transaction(const ClientInfo& client,
                                                  const smtp::MailArgs& mail);
+  // A new connection in upstream_, opened (greeting, EHLO); counted in the metrics.
+  asio::awaitable<Step> open_new();
   // Opens the transaction on upstream_ (held or, when null, a fresh connection): the client's
   // introduction, MAIL and, when given, the first RCPT; a stale pooled connection (`reused`)
   // is replaced once, transparently.

@@ -4,20 +4,11 @@
 #include <cstdio>
 #include <string>
 
+#include "field_name.h"
 #include "gmime_ptr.h"
 
 namespace mailgate::spamscore {
 namespace {
-
-bool name_is(std::string_view name, std::string_view want) {
-  if (name.size() != want.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != want[i]) return false;
-  }
-  return true;
-}
 
 std::string clip(std::string_view value) {
   std::string out;
@@ -59,13 +50,13 @@ std::vector<Finding> check_headers(const std::vector<HeaderField>& fields, std::
   std::vector<std::string_view> from, date;
   bool message_id = false, subject = false;
   for (const HeaderField& f : fields) {
-    if (name_is(f.name, "from"))
+    if (field_name_is(f.name, "from"))
       from.push_back(f.value);
-    else if (name_is(f.name, "date"))
+    else if (field_name_is(f.name, "date"))
       date.push_back(f.value);
-    else if (name_is(f.name, "message-id"))
+    else if (field_name_is(f.name, "message-id"))
       message_id = true;
-    else if (name_is(f.name, "subject"))
+    else if (field_name_is(f.name, "subject"))
       subject = true;
   }
   if (from.empty()) out.push_back({"MISSING_FROM", "no From header field"});

@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "field_name.h"
 #include "gmime_ptr.h"
 #include "html_text.h"
 #include "url_extract.h"
@@ -116,16 +117,6 @@ class Walker {
   ScannedMessage* out_;
 };
 
-bool same_name(std::string_view name, std::string_view lower) {
-  if (name.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != lower[i]) return false;
-  }
-  return true;
-}
-
 std::string_view trim_blanks(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -155,9 +146,9 @@ std::optional<ScannedMessage> scan_unstructured(std::string_view message,
     const std::string_view name = line.substr(0, colon);
     for (char c : name)
       if (c <= ' ' || c > '~') return std::nullopt;
-    if (same_name(name, "content-type") || same_name(name, "content-transfer-encoding"))
+    if (field_name_is(name, "content-type") || field_name_is(name, "content-transfer-encoding"))
       return std::nullopt;
-    in_subject = same_name(name, "subject");
+    in_subject = field_name_is(name, "subject");
     if (!in_subject) continue;
     if (subject) return std::nullopt;  // two of them
     const std::string_view value = trim_blanks(line.substr(colon + 1));
