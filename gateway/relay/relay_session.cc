@@ -82,9 +82,19 @@ asio::awaitable<smtp::Reply> RelaySession::start_transaction(const ClientInfo& c
       co_return gateway_reply(opened.error());
     }
   }
-  // XCLIENT changes the backend's view of the session (and is followed by EHLO): it is a
-  // round trip of its own, and then MAIL goes at once.
-  if (upstream_->caps().pipelining && introduction_for(client) != Introduction::kXclient) {
+  if (upstream_->caps().pipelining) {
+    // XCLIENT changes the backend's view of the session (and is followed by EHLO): a round
+    // trip of its own, now; MAIL still waits for the first RCPT.
+    if (introduction_for(client) == Introduction::kXclient) {
+      Upstream::Opening introduced = co_await begin(client, mail, reused, std::nullopt, true);
+      if (!introduced.mail) {
+        drop();
+        co_return gateway_reply(introduced.mail.error());
+      }
+      if (upstream_->broken()) drop();  // a 421, or a refused introduction
+      if (!upstream_ || !introduced.mail->positive()) co_return std::move(*introduced.mail);
+      reused = false;  // it has answered for this transaction: no transparent retry now
+    }
     Expected<std::string, smtp::Reply> line = upstream_->mail_command(mail);
     if (!line) co_return line.error();
     deferred_ = DeferredMail{client, mail, reused};
@@ -110,7 +120,8 @@ asio::awaitable<Step> RelaySession::open_new() {
 
 asio::awaitable<Upstream::Opening> RelaySession::begin(const ClientInfo& client,
                                                        const smtp::MailArgs& mail, bool reused,
-                                                       std::optional<std::string_view> rcpt) {
+                                                       std::optional<std::string_view> rcpt,
+                                                       bool introduce_only) {
   for (int attempt = 0;; ++attempt) {
     if (!upstream_) {
       reused = false;
@@ -123,14 +134,20 @@ asio::awaitable<Upstream::Opening> RelaySession::begin(const ClientInfo& client,
     }
     const uint64_t replies_before = upstream_->replies();
     const Introduction introduction = introduction_for(client);
+    const bool pipelining = upstream_->caps().pipelining;
     Upstream::Opening opening;
-    if (upstream_->caps().pipelining && introduction != Introduction::kXclient) {
+    // XCLIENT, and any introduction without PIPELINING, is a round trip of its own.
+    const bool separate = introduction == Introduction::kXclient || !pipelining;
+    if (separate || introduce_only) opening.mail = co_await introduce(client);
+    const bool introduced = opening.mail && opening.mail->positive();
+    if (introduce_only || (separate && !introduced)) {
+      // done: the introduction's reply (or failure) is the answer
+    } else if (pipelining) {
       if (introduction == Introduction::kNotOffered) warn_not_introduced();
       const ClientInfo* xforward_for = introduction == Introduction::kXforward ? &client : nullptr;
       opening = co_await upstream_->open_transaction(xforward_for, mail, rcpt);
     } else {
-      opening.mail = co_await introduce(client);
-      if (opening.mail && opening.mail->positive()) opening.mail = co_await upstream_->mail(mail);
+      opening.mail = co_await upstream_->mail(mail);
       if (rcpt && opening.mail && opening.mail->positive() && !upstream_->broken()) {
         opening.rcpt = co_await upstream_->rcpt(*rcpt);
       }

@@ -4,7 +4,8 @@
 // choice of XCLIENT or XFORWARD; the transparent retry of a stale pooled connection; turning
 // failures into the gateway's 4xx replies; MAIL deferred to the first RCPT.
 // A backend that offers PIPELINING gets MAIL (with XFORWARD) in one group with the first
-// RCPT: mail() answers 250 itself once a connection is in hand, and a refusal of MAIL by the
+// RCPT: mail() answers 250 itself once a connection is in hand (and XCLIENT, a round trip of
+// its own, has introduced the client where it is used), and a refusal of MAIL by the
 // backend becomes the answer to every RCPT of the transaction, as Postfix's own
 // smtpd_delay_reject reports sender refusals. One round trip to the backend fewer per
 // message; nothing is accepted that the backend did not accept.
@@ -72,10 +73,12 @@ class RelaySession final : public BackendSession {
   // A new connection in upstream_, opened (greeting, EHLO); counted in the metrics.
   asio::awaitable<Step> open_new();
   // Opens the transaction on upstream_ (held or, when null, a fresh connection): the client's
-  // introduction, MAIL and, when given, the first RCPT; a stale pooled connection (`reused`)
-  // is replaced once, transparently.
+  // introduction, MAIL and, when given, the first RCPT — or, with `introduce_only`, only the
+  // introduction (its reply is `mail`). A stale pooled connection (`reused`) is replaced once,
+  // transparently.
   asio::awaitable<Upstream::Opening> begin(const ClientInfo& client, const smtp::MailArgs& mail,
-                                           bool reused, std::optional<std::string_view> rcpt);
+                                           bool reused, std::optional<std::string_view> rcpt,
+                                           bool introduce_only = false);
   // The first RCPT of a transaction whose MAIL was deferred: both go now.
   asio::awaitable<smtp::Reply> rcpt_with_deferred_mail(const std::string& address);
   // The RCPT reply as the client gets it: a lost connection becomes the transaction's 4xx.

@@ -28,6 +28,13 @@ def postfix_received(raw, hostname="backend.mailgate.test"):
 
 class RelayTest(PostfixCase):
     postfix_users = ("user", "other", "alice", "bob", "jürgen")
+    # Postfix refuses this one sender at MAIL itself (not at RCPT, its default), so the
+    # refusal reaches the gateway as the reply to MAIL.
+    postfix_extra_main = {
+        "smtpd_delay_reject": "no",
+        "smtpd_sender_restrictions":
+            "check_sender_access inline:{ {refused@example.org=REJECT Sender refused by policy} }",
+    }
 
     def setUp(self):
         self.gw = self.start_gateway(flags=["--max_message_size=100000"])
@@ -70,6 +77,34 @@ class RelayTest(PostfixCase):
         r = c.cmd("RCPT TO:<user@example.test>")
         self.assertEqual(r.code, 250, r)
         c.quit()
+
+    def test_sender_refused_by_postfix_answers_each_recipient(self):
+        # The gateway answers MAIL itself and sends it to Postfix with the first recipient
+        # (Postfix offers PIPELINING): Postfix's refusal of the sender is then the answer to
+        # every RCPT of the transaction, with Postfix's own code and text; nothing is
+        # delivered, and the connection serves the next transaction.
+        before = len(self.postfix.messages(USER))
+        c = self.connect(self.gw)
+        self.assertEqual(c.cmd("EHLO client.example.org").code, 250)
+        self.assertEqual(c.cmd("MAIL FROM:<refused@example.org>").code, 250)
+        for rcpt in ("user@example.test", "other@example.test"):
+            r = c.cmd(f"RCPT TO:<{rcpt}>")
+            self.assertEqual((r.code, r.enhanced), (554, "5.7.1"), r)
+            self.assertIn("Sender address rejected: Sender refused by policy", r.text)
+        r = c.cmd("DATA")
+        self.assertGreaterEqual(r.code, 500, r)       # no recipient: no DATA
+        self.assertEqual(c.cmd("RSET").code, 250)
+        self.assertEqual(c.cmd("MAIL FROM:<sender@example.org>").code, 250)
+        self.assertEqual(c.cmd("RCPT TO:<user@example.test>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        r = c.data(message_data("Subject: after a refused sender\r\n\r\nbody\r\n"))
+        self.assertEqual(r.code, 250, r)
+        c.quit()
+        msgs = self.postfix.wait_for_messages(USER, before + 1)
+        self.assertEqual(len(msgs), before + 1)
+        self.assertIn(b"Subject: after a refused sender", msgs[before])
+        log = self.postfix.maillog()
+        self.assertIn("refused@example.org", log)      # Postfix saw (and refused) the sender
 
     def test_swaks(self):
         before = len(self.postfix.messages(USER))
