@@ -139,14 +139,14 @@ asio::awaitable<Upstream::Opening> RelaySession::begin(const ClientInfo& client,
     // XCLIENT, and any introduction without PIPELINING, is a round trip of its own.
     const bool separate = introduction == Introduction::kXclient || !pipelining;
     if (separate || introduce_only) opening.mail = co_await introduce(client);
-    const bool introduced = opening.mail && opening.mail->positive();
-    if (introduce_only || (separate && !introduced)) {
-      // done: the introduction's reply (or failure) is the answer
-    } else if (pipelining) {
+    // Unless the introduction's reply (or failure) is the answer already: MAIL, and the RCPT.
+    const bool go_on =
+        !introduce_only && (!separate || (opening.mail && opening.mail->positive()));
+    if (go_on && pipelining) {
       if (introduction == Introduction::kNotOffered) warn_not_introduced();
       const ClientInfo* xforward_for = introduction == Introduction::kXforward ? &client : nullptr;
       opening = co_await upstream_->open_transaction(xforward_for, mail, rcpt);
-    } else {
+    } else if (go_on) {
       opening.mail = co_await upstream_->mail(mail);
       if (rcpt && opening.mail && opening.mail->positive() && !upstream_->broken()) {
         opening.rcpt = co_await upstream_->rcpt(*rcpt);

@@ -14,7 +14,6 @@
 #include <asio/ip/host_name.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 #include <atomic>
 #include <variant>
 
@@ -23,7 +22,7 @@
 #include <utility>
 
 #include "log/log.h"
-#include "net/write_now.h"
+#include "net/connection_write.h"
 #include "obs/metrics.h"
 #include "smtp/sasl.h"
 #include "spool/spool.h"
@@ -150,29 +149,15 @@ asio::awaitable<std::optional<Failure>> Upstream::write_all(std::string_view byt
                                                             std::string_view what) {
   const Deadline deadline = Clock::now() + timeout;
   if (broken_) co_return Failure{Failure::Kind::kLost, "connection already closed"};
-  std::error_code ec;
-  bool timed_out = false;
-  if (tls_) {
-    watchdog_.arm(deadline);
-    co_await asio::async_write(*tls_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
-    watchdog_.disarm();
-    timed_out = watchdog_.timed_out();
-  } else {
-    const size_t done = net::write_now(socket_, bytes, ec);
-    if (!ec && done < bytes.size()) {  // the send buffer is full: wait for room
-      bytes.remove_prefix(done);
-      watchdog_.arm(deadline);
-      co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), redirect(ec));
-      watchdog_.disarm();
-      timed_out = watchdog_.timed_out();
-    }
-  }
-  if (timed_out) {
+  const net::WriteResult written =
+      co_await net::write_to_connection(socket_, tls_.get(), bytes, watchdog_, deadline);
+  if (written.timed_out) {
     co_return fail(Failure::Kind::kTimeout,
                    fmt::format("timeout sending {} (limit {} ms)", what, as_ms(timeout)));
   }
-  if (ec) {
-    co_return fail(Failure::Kind::kLost, fmt::format("error sending {}: {}", what, ec.message()));
+  if (written.ec) {
+    co_return fail(Failure::Kind::kLost,
+                   fmt::format("error sending {}: {}", what, written.ec.message()));
   }
   co_return std::nullopt;
 }

@@ -9,9 +9,8 @@
 
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
-#include "net/write_now.h"
+#include "net/connection_write.h"
 
 namespace mailgate::smtp {
 namespace {
@@ -157,30 +156,10 @@ asio::awaitable<LineStatus> ClientStream::read_line(size_t max_length,
 
 asio::awaitable<bool> ClientStream::flush(std::chrono::milliseconds timeout) {
   if (out_.empty()) co_return true;
-  std::error_code ec;
-  size_t done = 0;
-  if (!tls_) {
-    done = net::write_now(socket_, out_, ec);
-    if (ec) {
-      out_.clear();
-      co_return false;
-    }
-    if (done == out_.size()) {
-      out_.clear();
-      co_return true;
-    }
-  }
-  watchdog_.arm_after(timeout);
-  if (tls_) {
-    co_await asio::async_write(*tls_, asio::buffer(out_),
-                               asio::redirect_error(asio::use_awaitable, ec));
-  } else {
-    co_await asio::async_write(socket_, asio::buffer(out_.data() + done, out_.size() - done),
-                               asio::redirect_error(asio::use_awaitable, ec));
-  }
-  watchdog_.disarm();
+  const net::WriteResult written = co_await net::write_to_connection(
+      socket_, tls_.get(), out_, watchdog_, net::SocketWatchdog::Clock::now() + timeout);
   out_.clear();
-  co_return !ec && !watchdog_.timed_out();
+  co_return written.ok();
 }
 
 asio::awaitable<std::string> ClientStream::start_tls(

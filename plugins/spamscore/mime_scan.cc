@@ -71,6 +71,12 @@ std::string decoded_text(GMimePart* part) {
   return std::string(reinterpret_cast<const char*>(bytes->data), bytes->len);
 }
 
+// One text of the message, with its URLs (within `max_urls`).
+void add_text(std::string text, std::size_t max_urls, ScannedMessage* out) {
+  if (!extract_urls(text, max_urls, &out->urls)) out->too_many_urls = true;
+  out->texts.push_back(std::move(text));
+}
+
 class Walker {
  public:
   Walker(const ScanLimits& limits, ScannedMessage* out) : limits_(limits), out_(out) {}
@@ -108,8 +114,7 @@ class Walker {
         if (!add_url(href, limits_.max_urls, &out_->urls)) out_->too_many_urls = true;
       text = std::move(converted.text);
     }
-    if (!extract_urls(text, limits_.max_urls, &out_->urls)) out_->too_many_urls = true;
-    out_->texts.push_back(std::move(text));
+    add_text(std::move(text), limits_.max_urls, out_);
   }
 
  private:
@@ -160,9 +165,7 @@ std::optional<ScannedMessage> scan_unstructured(std::string_view message,
   ScannedMessage out;
   out.parsed = true;
   if (subject) out.subject = std::string(*subject);
-  std::string text(message.substr(pos));
-  if (!extract_urls(text, limits.max_urls, &out.urls)) out.too_many_urls = true;
-  out.texts.push_back(std::move(text));
+  add_text(std::string(message.substr(pos)), limits.max_urls, &out);
   return out;
 }
 
