@@ -204,6 +204,7 @@ const char* action_name(mg_action action) {
     case MG_REJECT: return "reject";
     case MG_DISCARD: return "discard";
     case MG_FAILED: return "failed";
+    case MG_RETRY_BLOCKING: return "retry-blocking";
   }
   return "?";
 }
@@ -300,6 +301,8 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
   const bool store_blocks = store_may_block();
   // Declared not to block in this stage: run on this thread, and refused DNS wherever it runs.
   auto declared_inline = [&](size_t k) { return entries[k].plugin->runs_inline(stage, store_blocks); };
+  // Blocking, but tried here first with DNS from the cache (MG_PLUGIN_TRY_INLINE).
+  auto tries_inline = [&](size_t k) { return entries[k].plugin->tries_inline(stage, store_blocks); };
   auto make_call = [&](size_t i) {
     auto call = std::make_shared<CallContext>();
     call->tx = tx_;
@@ -349,22 +352,28 @@ asio::awaitable<Verdict> ChainRunner::run(mg_stage stage, StageInput input) {
       ++i;
       continue;
     }
-    if (declared_inline(i) || pool_ == nullptr) {
+    const bool here = declared_inline(i) || pool_ == nullptr;
+    if (here || tries_inline(i)) {
       auto call = make_call(i);
+      call->cache_only = !here;
       auto started = Clock::now();
       std::string error;
       int a = guarded_invoke(e, *call, stage, shared_input ? *shared_input : input, &error);
-      CallResult result = check_action(a, error);
       auto took = Clock::now() - started;
-      if (call->nonblocking && took > e.timeout)
-        MG_LOG_WARNING("plugin {}: non-blocking {} callback took {} ms (timeout {} ms)", e.name,
-                       stage_name(stage),
+      if ((call->nonblocking || call->cache_only) && took > e.timeout)
+        MG_LOG_WARNING("plugin {}: {} callback on the I/O thread took {} ms (timeout {} ms)",
+                       e.name, stage_name(stage),
                        std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
                        e.timeout.count());
-      double ms = std::chrono::duration<double, std::milli>(took).count();
-      if (conclude(i, *call, result, ms)) break;
-      ++i;
-      continue;
+      if (call->cache_only && a == MG_RETRY_BLOCKING && error.empty()) {
+        // An answer was not cached: the pool runs it again, from here on (below).
+        if (e.metrics != nullptr) e.metrics->inline_retries.inc();
+      } else {
+        double ms = std::chrono::duration<double, std::milli>(took).count();
+        if (conclude(i, *call, check_action(a, error), ms)) break;
+        ++i;
+        continue;
+      }
     }
 
     // The run for the pool: from this blocking plugin to the last blocking one of the stage,

@@ -362,7 +362,16 @@ mg_dns_result* h_dns_query(mg_session* s, const char* name, mg_dns_type type) {
   CallContext* c = s != nullptr ? ctx(s) : nullptr;
   bool allowed = c == nullptr || !c->nonblocking;
   if (allowed && g_env.dns && name != nullptr && std::strlen(name) <= 255) {
-    DnsAnswer a = g_env.dns(name, type);
+    std::optional<DnsAnswer> cached;
+    if (c != nullptr && c->cache_only) {
+      if (g_env.dns_cached) cached = g_env.dns_cached(name, type);
+      if (!cached) {
+        c->would_block = true;
+        box->result.status = MG_DNS_WOULDBLOCK;
+        return &box.release()->result;
+      }
+    }
+    DnsAnswer a = cached ? std::move(*cached) : g_env.dns(name, type);
     box->result.status = a.status;
     box->result.secure = a.secure ? 1 : 0;
     box->texts.reserve(a.records.size());

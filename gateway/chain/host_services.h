@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,9 @@ struct HostEnvironment {
   std::function<bool(std::string_view table, std::string_view key, std::string* value)> policy;
   // Blocking DNS query through the caching resolver; empty = DNS unavailable.
   std::function<DnsAnswer(const std::string& name, mg_dns_type type)> dns;
+  // The same answered from the resolver's cache alone, never waiting: nullopt when the answer
+  // is not cached (a try on the I/O thread then gets MG_DNS_WOULDBLOCK); empty = no cache.
+  std::function<std::optional<DnsAnswer>(const std::string& name, mg_dns_type type)> dns_cached;
   // Counters, rate limits and records (store/store.h); nullptr = an in-memory store on `clock`
   // is created. Not owned.
   store::Store* counters = nullptr;

@@ -32,6 +32,16 @@ class LoadedPlugin {
     return (f & MG_PLUGIN_NONBLOCKING) != 0 || (f & MG_PLUGIN_INLINE_STAGE(stage)) != 0 ||
            ((f & MG_PLUGIN_BLOCKS_ONLY_IN_STORE) != 0 && !store_may_block);
   }
+  // Whether its blocking `stage` callback may be tried on the I/O thread first, with DNS from
+  // the resolver's cache only (MG_PLUGIN_TRY_INLINE, ABI 1.5); the host tries only while the
+  // store cannot block.
+  bool tries_inline(mg_stage stage, bool store_may_block) const {
+    // HEADER and BODY are one call per field or chunk: a retry would repeat the first ones.
+    return (descriptor_->flags & MG_PLUGIN_TRY_INLINE) != 0 && stage != MG_STAGE_HEADER &&
+           stage != MG_STAGE_BODY &&
+           MG_ABI_MINOR(descriptor_->abi_version) >= 5 && !store_may_block &&
+           !runs_inline(stage, store_may_block);
+  }
   // load_plugin() guarantees struct_size covers every ABI 1.0 member; members added in
   // later minors must be checked against struct_size before use.
 

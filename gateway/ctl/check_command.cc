@@ -47,6 +47,7 @@
 #include "policy/snapshot.h"
 #include "policy/validate.h"
 #include "server/chain_specs.h"
+#include "server/plugin_dns.h"
 #include "smtp/command_parser.h"
 #include "spool/spool.h"
 
@@ -670,6 +671,7 @@ int exit_code_for(const Final& f) {
     case MG_DISCARD:
       return kExitDiscard;
     case MG_FAILED:
+    case MG_RETRY_BLOCKING:  // never a verdict (the chain runs such a call again)
       break;
   }
   return kExitFailure;
@@ -890,17 +892,8 @@ int run_check(Context& ctx, const Args& args) {
   // pool has joined; the spool is read by BODY calls, late ones included.
   auto resolver = dns::Resolver::create(options->dns);
   if (!resolver) return fail(ctx, "--dns-servers: " + resolver.error());
-  dns::Resolver* dns_ptr = resolver->get();
   chain::HostEnvironment env;
-  env.dns = [dns_ptr](const std::string& name, mg_dns_type type) {
-    dns::Result res = dns_ptr->resolve(name, static_cast<dns::RRType>(type));
-    chain::DnsAnswer a;
-    a.status = static_cast<mg_dns_status>(res.status);  // same numbering (dns/result.h)
-    a.secure = res.secure;
-    for (const dns::Record& rec : res.records)
-      a.records.push_back(chain::DnsAnswer::Record{rec.text, rec.preference, rec.ttl});
-    return a;
-  };
+  server::use_resolver(env, resolver->get());
   env.policy = [snapshot](std::string_view table, std::string_view key, std::string* value) {
     return snapshot->lookup(table, key, value);
   };

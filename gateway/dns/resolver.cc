@@ -573,6 +573,12 @@ Result Resolver::resolve(std::string_view name, RRType type) {
   return result;
 }
 
+std::optional<Result> Resolver::cached(std::string_view name, RRType type) {
+  std::optional<Result> cached = impl_->answers().get(name, type, Clock::now());
+  if (cached) impl_->count_cached(*cached);
+  return cached;
+}
+
 uint64_t Resolver::start(std::string name, RRType type, bool sync,
                          std::unique_ptr<detail::Completion> completion) {
   return impl_->start(std::move(name), type, sync, std::move(completion));

@@ -119,6 +119,9 @@ class Resolver {
 
   // Blocking query, for worker threads. Returns within the configured timeout.
   Result resolve(std::string_view name, RRType type);
+  // The answer resolve() would give from the resolver's own answer cache, counted as a cache
+  // hit; nullopt when it would have to ask, and then no query starts. Never waits; any thread.
+  std::optional<Result> cached(std::string_view name, RRType type);
 
   // Asynchronous query, for I/O threads. Completion signature: void(Result).
   template <typename CompletionToken>

@@ -51,6 +51,7 @@ MilterReply map_verdict(mg_action action, const smtp::Reply& reply) {
       m.status = Status::kReject;
       break;
     case MG_FAILED:
+    case MG_RETRY_BLOCKING:  // never a verdict (the chain runs such a call again)
       m.status = Status::kTempfail;
       break;  // not expected: be safe
   }

@@ -104,6 +104,7 @@ struct PluginMetrics {
   std::string name;
   std::array<Counter, kActions> actions;  // calls by the action that took effect
   Counter failures;                       // errors, exceptions, timeouts (fail mode applied)
+  Counter inline_retries;  // tries on the I/O thread sent on to the worker pool (DNS not cached)
   Histogram latency;
 };
 

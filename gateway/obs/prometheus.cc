@@ -177,6 +177,11 @@ std::string prometheus_text() {
   for (const PluginMetrics* p : plugins)
     w.sample("mailgate_plugin_failures_total", fmt::format("plugin=\"{}\"", escape_label(p->name)),
              p->failures.value());
+  w.family("mailgate_plugin_inline_retries_total", "counter",
+           "Calls tried on the I/O thread that needed uncached DNS and ran on the worker pool");
+  for (const PluginMetrics* p : plugins)
+    w.sample("mailgate_plugin_inline_retries_total",
+             fmt::format("plugin=\"{}\"", escape_label(p->name)), p->inline_retries.value());
   w.family("mailgate_plugin_call_seconds", "histogram", "Plugin callback latency");
   for (const PluginMetrics* p : plugins)
     w.histogram("mailgate_plugin_call_seconds", fmt::format("plugin=\"{}\"", escape_label(p->name)),

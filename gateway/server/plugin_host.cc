@@ -9,21 +9,9 @@
 #include "policy/policy_store.h"
 #include "policy/snapshot.h"
 #include "server/chain_specs.h"
+#include "server/plugin_dns.h"
 
 namespace mailgate::server {
-namespace {
-
-chain::DnsAnswer to_answer(const dns::Result& r) {
-  chain::DnsAnswer a;
-  // dns::Status and dns::RRType share their numbering with the SDK's enums (dns/result.h).
-  a.status = static_cast<mg_dns_status>(r.status);
-  a.secure = r.secure;
-  for (const dns::Record& rec : r.records)
-    a.records.push_back(chain::DnsAnswer::Record{rec.text, rec.preference, rec.ttl});
-  return a;
-}
-
-}  // namespace
 
 Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostOptions options) {
   std::unique_ptr<PluginHost> host(new PluginHost());
@@ -46,10 +34,7 @@ Expected<std::unique_ptr<PluginHost>, std::string> PluginHost::start(PluginHostO
   chain::HostEnvironment env;
   env.counters = host->counters_.get();
   env.store_fail_open = o.store.fail_open;
-  dns::Resolver* resolver_ptr = host->resolver_.get();
-  env.dns = [resolver_ptr](const std::string& name, mg_dns_type type) {
-    return to_answer(resolver_ptr->resolve(name, static_cast<dns::RRType>(type)));
-  };
+  use_resolver(env, host->resolver_.get());
   PluginHost* self = host.get();
   env.policy = [self](std::string_view table, std::string_view key, std::string* value) {
     std::shared_ptr<const policy::Snapshot> snap;

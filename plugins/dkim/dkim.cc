@@ -22,7 +22,9 @@
 //   "max_signatures": 10            key lookups per message (1-100); later signatures are
 //                                   permerror, not checked (bounds the DNS work of a message)
 //
-// Threads: blocking (DNS on the worker pool), not MG_PLUGIN_NONBLOCKING. One DKIM_LIB per
+// Threads: blocking (DNS), not MG_PLUGIN_NONBLOCKING, but tried on the I/O thread first with
+// DNS from the resolver's cache (MG_PLUGIN_TRY_INLINE): the keys are looked up before anything
+// is hashed or written, and a key not cached sends EOM to the worker pool. One DKIM_LIB per
 // plugin instance, configured in the constructor and read-only afterwards (libopendkim allows
 // concurrent handles on one library handle); each message gets its own DKIM handle, and the
 // key lookup finds the session through the handle's user context.
@@ -35,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/settings.hpp"
+#include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -81,6 +84,9 @@ struct LookupContext {
   std::size_t lookups = 0;
   std::set<std::string> failed;   // "selector._domainkey.domain" names whose lookup failed
   std::set<std::string> skipped;  // names not asked: past max_signatures key lookups
+  // Keys looked up before verification (Dkim::prefetch_keys), by name; counted in `lookups`.
+  std::map<std::string, mailgate::DnsResult> keys;
+  bool would_block = false;  // a try on the host's I/O thread met a key not in the cache
 };
 
 // One signature's result.
@@ -176,27 +182,29 @@ DKIM_CBSTAT key_lookup(DKIM* dkim, DKIM_SIGINFO* sig, u_char* buf, size_t buflen
     return DKIM_CBSTAT_NOTFOUND;
   const std::string name = std::string(reinterpret_cast<const char*>(selector)) +
                            "._domainkey." + reinterpret_cast<const char*>(domain);
-  if (ctx->lookups >= ctx->max_lookups) {
+  mailgate::DnsResult queried;
+  const mailgate::DnsResult* result = &queried;
+  if (auto known = ctx->keys.find(name); known != ctx->keys.end()) {
+    result = &known->second;
+  } else if (ctx->lookups >= ctx->max_lookups) {
     ctx->skipped.insert(name);
     return DKIM_CBSTAT_NOTFOUND;
-  }
-  ++ctx->lookups;
-  mg_dns_result* result = ctx->host->dns_query(ctx->session, name.c_str(), MG_DNS_TXT);
-  if (result == nullptr) {
-    ctx->failed.insert(name);
-    return DKIM_CBSTAT_NOTFOUND;
+  } else {
+    ++ctx->lookups;
+    queried = mailgate::DnsResult(
+        ctx->host, ctx->host->dns_query(ctx->session, name.c_str(), MG_DNS_TXT));
   }
   DKIM_CBSTAT status = DKIM_CBSTAT_CONTINUE;
-  switch (result->status) {
-    case MG_DNS_OK: {
-      if (result->count == 0 || result->records == nullptr) {
+  switch (result->status()) {
+    case mailgate::DnsStatus::kOk: {
+      if (result->empty()) {
         status = DKIM_CBSTAT_NOTFOUND;
         break;
       }
       // Several TXT records at the name: take the first that looks like a key record.
-      const char* text = result->records[0].text;
-      for (std::size_t i = 0; i < result->count; ++i) {
-        const char* t = result->records[i].text;
+      const char* text = (*result)[0].text;
+      for (const mg_dns_record& record : *result) {
+        const char* t = record.text;
         if (t != nullptr && std::strncmp(t, "v=DKIM1", 7) == 0) {
           text = t;
           break;
@@ -215,18 +223,21 @@ DKIM_CBSTAT key_lookup(DKIM* dkim, DKIM_SIGINFO* sig, u_char* buf, size_t buflen
       std::memcpy(buf, text, len + 1);
       break;
     }
-    case MG_DNS_NXDOMAIN:
-    case MG_DNS_NODATA:
+    case mailgate::DnsStatus::kNxDomain:
+    case mailgate::DnsStatus::kNoData:
       status = DKIM_CBSTAT_NOTFOUND;
       break;
-    case MG_DNS_TEMPFAIL:
-    case MG_DNS_ERROR:
+    case mailgate::DnsStatus::kWouldBlock:
+      ctx->would_block = true;
+      status = DKIM_CBSTAT_NOTFOUND;
+      break;
+    case mailgate::DnsStatus::kTempFail:
+    case mailgate::DnsStatus::kError:
     default:
       ctx->failed.insert(name);
       status = DKIM_CBSTAT_NOTFOUND;
       break;
   }
-  ctx->host->dns_free(result);
   return status;
 }
 
@@ -267,7 +278,11 @@ class Dkim final : public mailgate::Plugin {
       return Action::kContinue;
     }
 
-    std::vector<SigResult> results = verify(s, headers);
+    LookupContext keys{host(), s.raw(), max_signatures_, 0, {}, {}, {}, false};
+    if (!prefetch_keys(s, headers, keys)) return Action::kRetryBlocking;
+    std::optional<std::vector<SigResult>> verified = verify(s, headers, keys);
+    if (!verified) return Action::kRetryBlocking;
+    std::vector<SigResult>& results = *verified;
     if (results.empty()) {
       // The library kept no signature: report each field as unusable.
       for (const auto& h : headers) {
@@ -334,9 +349,32 @@ class Dkim final : public mailgate::Plugin {
   }
 
  private:
-  std::vector<SigResult> verify(Session& s, const std::vector<Session::Header>& headers) const {
+  // Looks up the keys of the first max_signatures signatures before anything is hashed, so a
+  // try on the host's I/O thread (MG_PLUGIN_TRY_INLINE) that meets a key not in the resolver's
+  // cache gives up at once (false) instead of after verifying the message.
+  bool prefetch_keys(Session& s, const std::vector<Session::Header>& headers,
+                     LookupContext& ctx) const {
+    for (const auto& h : headers) {
+      if (!is_signature_field(h.name)) continue;
+      if (ctx.lookups >= ctx.max_lookups) break;
+      const std::string domain = tag_value(h.value, "d");
+      const std::string selector = tag_value(h.value, "s");
+      if (domain.empty() || selector.empty()) continue;  // libopendkim refuses the signature
+      std::string name = selector + "._domainkey." + domain;
+      if (ctx.keys.count(name) != 0) continue;
+      ++ctx.lookups;
+      mailgate::DnsResult key = s.dns(name, mailgate::DnsType::kTxt);
+      if (key.status() == mailgate::DnsStatus::kWouldBlock) return false;
+      ctx.keys.emplace(std::move(name), std::move(key));
+    }
+    return true;
+  }
+
+  // Every signature's result; nullopt when a try on the I/O thread met a key not cached.
+  std::optional<std::vector<SigResult>> verify(Session& s,
+                                               const std::vector<Session::Header>& headers,
+                                               LookupContext& ctx) const {
     std::vector<SigResult> out;
-    LookupContext ctx{host(), s.raw(), max_signatures_, 0, {}, {}};
     const std::string id(s.find(Item::kTxId).value_or("mailgate"));
     DKIM_STAT status = DKIM_STAT_OK;
     std::unique_ptr<DKIM, HandleDeleter> dkim(
@@ -379,6 +417,7 @@ class Dkim final : public mailgate::Plugin {
       dkim_eom(dkim.get(), &testkey);  // each signature's outcome is read below
     }
 
+    if (ctx.would_block) return std::nullopt;
     DKIM_SIGINFO** sigs = nullptr;
     int nsigs = 0;
     if (dkim_getsiglist(dkim.get(), &sigs, &nsigs) != DKIM_STAT_OK || sigs == nullptr) return out;
@@ -559,4 +598,4 @@ class Dkim final : public mailgate::Plugin {
 
 }  // namespace
 
-MAILGATE_PLUGIN(Dkim, "dkim", "1.0", 0);
+MAILGATE_PLUGIN(Dkim, "dkim", "1.0", MG_PLUGIN_TRY_INLINE);

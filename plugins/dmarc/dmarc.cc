@@ -20,7 +20,9 @@
 //
 // Settings: see README.md (unknown keys or wrong types fail create()).
 //
-// Threads: blocking (DNS on the worker pool), not MG_PLUGIN_NONBLOCKING. The settings and the
+// Threads: blocking (DNS), not MG_PLUGIN_NONBLOCKING, but tried on the I/O thread first with
+// DNS from the resolver's cache (MG_PLUGIN_TRY_INLINE): the policy is looked up before
+// anything is written, and a record not cached sends EOM to the worker pool. The settings and the
 // public suffix list are read-only after construction; the history database serialises its
 // writes under its own mutex; the pct roll uses a per-thread generator.
 #include <ctime>
@@ -135,31 +137,39 @@ class Dmarc final : public mailgate::Plugin {
       return Action::kContinue;
     }
 
-    // Our own header field is ours alone: drop any the message arrived with.
     bool spoofed_header = false;
     std::vector<std::string> from_values_owned;
     for (const Session::Header& h : s.headers()) {
       if (equal_ignore_case(h.name, "from")) from_values_owned.emplace_back(h.value);
       if (equal_ignore_case(h.name, quarantine_header_)) spoofed_header = true;
     }
-    if (spoofed_header) s.header_remove(quarantine_header_, 0);
-
-    dm::HistoryRow row = base_row(s);
     const std::vector<std::string_view> from_values(from_values_owned.begin(),
                                                     from_values_owned.end());
     const dm::FromDomain from = dm::from_domain(from_values);
-    if (from.status != dm::FromStatus::kOk) return bad_from(s, from, row);
-    row.header_from = from.domain;
     // A U-label domain would need IDNA conversion before the lookup, which this plugin does
     // not do: no DNS, result none (never a temperror the host's resolver would give for it).
-    for (const char c : from.domain) {
-      if (static_cast<unsigned char>(c) >= 0x80)
-        return no_policy(s, from.domain, "none", "DMARC_NONE", scores_.none,
-                         "internationalized From domain not looked up", row);
+    bool internationalized = false;
+    for (const char c : from.domain)
+      if (static_cast<unsigned char>(c) >= 0x80) internationalized = true;
+    // The policy is looked up before anything is written: a try on the host's I/O thread
+    // (MG_PLUGIN_TRY_INLINE) that meets a record not in the resolver's cache leaves no trace.
+    std::optional<dm::Discovery> discovery;
+    if (from.status == dm::FromStatus::kOk && !internationalized) {
+      bool would_block = false;
+      discovery = dm::discover_policy(from.domain, *psl_, [&](const std::string& name) {
+        return lookup_txt(s, name, would_block);
+      });
+      if (would_block) return Action::kRetryBlocking;
     }
 
-    const dm::Discovery discovery = dm::discover_policy(
-        from.domain, *psl_, [&s](const std::string& name) { return lookup_txt(s, name); });
+    // Our own header field is ours alone: drop any the message arrived with.
+    if (spoofed_header) s.header_remove(quarantine_header_, 0);
+    dm::HistoryRow row = base_row(s);
+    if (from.status != dm::FromStatus::kOk) return bad_from(s, from, row);
+    row.header_from = from.domain;
+    if (internationalized)
+      return no_policy(s, from.domain, "none", "DMARC_NONE", scores_.none,
+                       "internationalized From domain not looked up", row);
 
     dm::Verdict verdict;
     std::vector<dm::AuthEntry> results;
@@ -169,18 +179,18 @@ class Dmarc final : public mailgate::Plugin {
     dm::collect_identities(results, verdict);
     fill_identities(verdict, row);
 
-    switch (discovery.status) {
+    switch (discovery->status) {
       case dm::Discovery::Status::kNone:
-        return no_policy(s, from.domain, "none", "DMARC_NONE", scores_.none, discovery.problem,
+        return no_policy(s, from.domain, "none", "DMARC_NONE", scores_.none, discovery->problem,
                          row);
       case dm::Discovery::Status::kPermError:
-        row.policy_domain = discovery.record.domain;
-        row.record = discovery.record.text;
+        row.policy_domain = discovery->record.domain;
+        row.record = discovery->record.text;
         return no_policy(s, from.domain, "permerror", "DMARC_PERMERROR", scores_.permerror,
-                         discovery.problem, row);
+                         discovery->problem, row);
       case dm::Discovery::Status::kTempError: {
         const Action a = no_policy(s, from.domain, "temperror", "DMARC_TEMPERROR",
-                                   scores_.temperror, discovery.problem, row);
+                                   scores_.temperror, discovery->problem, row);
         if (tempfail_on_dns_error_)
           return s.tempfail(451, "4.7.1",
                             "DMARC policy of " + from.domain +
@@ -191,12 +201,14 @@ class Dmarc final : public mailgate::Plugin {
         break;
     }
 
-    dm::evaluate(from.domain, discovery, *psl_, pct_roll(), honour_pct_, verdict);
-    return apply(s, from.domain, discovery, verdict, row);
+    dm::evaluate(from.domain, *discovery, *psl_, pct_roll(), honour_pct_, verdict);
+    return apply(s, from.domain, *discovery, verdict, row);
   }
 
  private:
-  static dm::TxtAnswer lookup_txt(Session& s, const std::string& name) {
+  // One TXT lookup for discover_policy(); `would_block` is set when a try on the I/O thread
+  // met a name not in the resolver's cache (the answer is then a temporary failure).
+  static dm::TxtAnswer lookup_txt(Session& s, const std::string& name, bool& would_block) {
     dm::TxtAnswer answer;
     const mailgate::DnsResult result = s.dns(name, DnsType::kTxt);
     switch (result.status()) {
@@ -207,6 +219,10 @@ class Dmarc final : public mailgate::Plugin {
       case DnsStatus::kNxDomain:
       case DnsStatus::kNoData:
         answer.status = dm::TxtAnswer::Status::kNoRecord;
+        break;
+      case DnsStatus::kWouldBlock:
+        would_block = true;
+        answer.status = dm::TxtAnswer::Status::kTempFail;
         break;
       case DnsStatus::kTempFail:
         answer.status = dm::TxtAnswer::Status::kTempFail;
@@ -444,4 +460,4 @@ class Dmarc final : public mailgate::Plugin {
 
 }  // namespace
 
-MAILGATE_PLUGIN(Dmarc, "dmarc", "1.0", 0);
+MAILGATE_PLUGIN(Dmarc, "dmarc", "1.0", MG_PLUGIN_TRY_INLINE);

@@ -33,8 +33,10 @@
 //   "skip_relay_networks": true, "skip_authenticated": true, "helo_check": true,
 //   "receiver": "mx.example.net"            (default: the host name) for Received-SPF
 //
-// Threads: MAIL blocks (DNS on the worker pool); RCPT and EOM only apply its result and run
-// on the I/O thread (MG_PLUGIN_INLINE_STAGE). The settings and the SPF_server_t are
+// Threads: MAIL blocks (DNS), but is tried on the I/O thread first with DNS from the
+// resolver's cache (MG_PLUGIN_TRY_INLINE) and writes nothing until both identities are
+// evaluated; RCPT and EOM only apply its result and run on the I/O thread
+// (MG_PLUGIN_INLINE_STAGE). The settings and the SPF_server_t are
 // read-only after construction; each evaluation has its own SPF_request_t, SPF_response_t and
 // limit counters (spf_dns.h), so concurrent sessions share the plugin.
 #include <arpa/inet.h>
@@ -159,6 +161,8 @@ struct Outcome {
   std::string comment;      // for Received-SPF's comment and the log
   std::string explanation;  // for a fail reply (exp= or our default)
   std::string problem;      // permerror/temperror detail
+  int dns_terms = 0;        // for the log line
+  int void_lookups = 0;
 };
 
 // What MAIL found, for RCPT and EOM.
@@ -223,10 +227,13 @@ class Spf final : public mailgate::Plugin {
       return Action::kContinue;
     }
 
+    // Both identities are evaluated before anything is written (symbols, log lines): a try on
+    // the I/O thread that meets an answer not in the cache leaves no trace (MG_PLUGIN_TRY_INLINE).
     const bool helo_ok = checkable_helo(tx->helo_name);
     if (helo_check_ || sender.empty()) {
       if (helo_ok) {
         tx->helo = evaluate(s, *tx, "helo", "postmaster@" + tx->helo_name, tx->helo_name);
+        if (!tx->helo) return Action::kRetryBlocking;
       } else {
         Outcome none;
         none.identity = "helo";
@@ -235,15 +242,22 @@ class Spf final : public mailgate::Plugin {
                        " is not a domain name that SPF can check";
         tx->helo = none;
       }
-      s.add_symbol(kHeloSymbols[static_cast<std::size_t>(tx->helo->result)], 0.0,
-                   "postmaster@" + tx->helo_name + ": " + tx->helo->comment);
     }
     if (sender.empty()) {
       tx->mailfrom = *tx->helo;
       tx->mailfrom.identity = "helo";
     } else {
-      tx->mailfrom = evaluate(s, *tx, "mailfrom", std::string(sender), domain_of(sender));
+      std::optional<Outcome> mailfrom =
+          evaluate(s, *tx, "mailfrom", std::string(sender), domain_of(sender));
+      if (!mailfrom) return Action::kRetryBlocking;
+      tx->mailfrom = std::move(*mailfrom);
     }
+    if (tx->helo) {
+      if (helo_ok) log_line(s, *tx->helo, *tx);
+      s.add_symbol(kHeloSymbols[static_cast<std::size_t>(tx->helo->result)], 0.0,
+                   "postmaster@" + tx->helo_name + ": " + tx->helo->comment);
+    }
+    if (!sender.empty()) log_line(s, tx->mailfrom, *tx);
     const std::size_t r = static_cast<std::size_t>(tx->mailfrom.result);
     s.add_symbol(kSymbols[r], scores_[r], tx->mailfrom.sender + ": " + tx->mailfrom.comment);
     // One result for the identity that counts (RFC 8601 section 2.7.2): MAIL FROM, or the HELO
@@ -388,8 +402,10 @@ class Spf final : public mailgate::Plugin {
     return std::string(text);
   }
 
-  Outcome evaluate(Session& s, const Transaction& tx, const std::string& identity,
-                   const std::string& sender, const std::string& domain) const {
+  // The identity's outcome; nullopt when a try on the I/O thread needed an answer the cache
+  // does not have (the host then runs MAIL again on its worker pool).
+  std::optional<Outcome> evaluate(Session& s, const Transaction& tx, const std::string& identity,
+                                  const std::string& sender, const std::string& domain) const {
     Outcome out;
     out.identity = identity;
     out.sender = sender;
@@ -403,14 +419,12 @@ class Spf final : public mailgate::Plugin {
     if (ip_err != SPF_E_SUCCESS) {
       out.result = Result::kNone;
       out.comment = "client address " + tx.client_ip + " is not usable";
-      log_line(s, out, ev, tx);
       return out;
     }
     if (!tx.helo_name.empty()) SPF_request_set_helo_dom(req.get(), tx.helo_name.c_str());
     if (domain.empty() || SPF_request_set_env_from(req.get(), sender.c_str()) != 0) {
       out.result = Result::kNone;
       out.comment = "no domain to check in " + sender;
-      log_line(s, out, ev, tx);
       return out;
     }
 
@@ -420,6 +434,9 @@ class Spf final : public mailgate::Plugin {
       SPF_request_query_mailfrom(req.get(), &raw_response);
     }
     std::unique_ptr<SPF_response_t, SpfResponseDeleter> response(raw_response);
+    if (ev.would_block()) return std::nullopt;
+    out.dns_terms = ev.dns_terms();
+    out.void_lookups = ev.void_lookups();
 
     if (ev.exceeded()) {
       out.result = Result::kPermError;
@@ -482,16 +499,15 @@ class Spf final : public mailgate::Plugin {
       }
       if (out.comment.empty()) out.comment = name_of(out.result);
     }
-    log_line(s, out, ev, tx);
     return out;
   }
 
-  void log_line(Session& s, const Outcome& o, const Evaluation& ev, const Transaction& tx) const {
+  void log_line(Session& s, const Outcome& o, const Transaction& tx) const {
     std::string line =
         "spf: identity=" + o.identity + " sender=<" + o.sender + "> ip=" + tx.client_ip +
         " helo=" + tx.helo_name + " result=" + name_of(o.result) +
-        " dns_terms=" + std::to_string(ev.dns_terms()) +
-        " void_lookups=" + std::to_string(ev.void_lookups()) + " (" + o.comment + ")";
+        " dns_terms=" + std::to_string(o.dns_terms) +
+        " void_lookups=" + std::to_string(o.void_lookups) + " (" + o.comment + ")";
     if (!o.problem.empty()) line += " problem=\"" + o.problem + "\"";
     s.log(LogLevel::kInfo, line);
   }
@@ -509,6 +525,9 @@ class Spf final : public mailgate::Plugin {
 
 }  // namespace
 
-// RCPT and EOM only apply the result MAIL found (no DNS): they run on the I/O thread.
+// RCPT and EOM only apply the result MAIL found (no DNS): they run on the I/O thread. MAIL is
+// tried there too, with DNS from the resolver's cache, and goes to the worker pool only when an
+// answer is not cached.
 MAILGATE_PLUGIN(Spf, "spf", "1.0",
-                MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT) | MG_PLUGIN_INLINE_STAGE(MG_STAGE_EOM));
+                MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT) | MG_PLUGIN_INLINE_STAGE(MG_STAGE_EOM) |
+                    MG_PLUGIN_TRY_INLINE);

@@ -143,6 +143,10 @@ SPF_dns_rr_t* lookup(SPF_dns_server_t* layer, const char* domain, ns_type type,
     case MG_DNS_NODATA:
       herrno = NO_DATA;
       break;
+    case MG_DNS_WOULDBLOCK:
+      ev->would_block_ = true;
+      herrno = TRY_AGAIN;
+      break;
     case MG_DNS_TEMPFAIL:
     case MG_DNS_ERROR:
     default:

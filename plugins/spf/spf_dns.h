@@ -24,7 +24,8 @@
 // Threads: the layer is shared by every thread; the per-evaluation state is an Evaluation object
 // the caller creates on its stack and installs with Evaluation::Scope for the duration of one
 // SPF_request_query_*() on that thread (a thread_local pointer). Lookups outside a Scope fail
-// with TRY_AGAIN.
+// with TRY_AGAIN. A lookup the host answers MG_DNS_WOULDBLOCK (a try on its I/O thread, the
+// answer not cached) ends the evaluation like a failure and marks it would_block().
 #pragma once
 
 #include <mailgate/plugin.h>
@@ -73,6 +74,9 @@ class Evaluation {
   int queries() const noexcept { return queries_; }
   // A lookup failed (timeout, SERVFAIL): the evaluation's result is temperror.
   bool tempfailed() const noexcept { return tempfailed_; }
+  // In a try on the host's I/O thread, a lookup was not in the resolver's cache
+  // (MG_DNS_WOULDBLOCK): the evaluation ended there (as after a failure) and has no result.
+  bool would_block() const noexcept { return would_block_; }
 
  private:
   friend SPF_dns_rr_t* lookup(SPF_dns_server_t*, const char*, ns_type, int);
@@ -84,6 +88,7 @@ class Evaluation {
   int queries_ = 0;
   bool saw_first_txt_ = false;
   bool tempfailed_ = false;
+  bool would_block_ = false;
   std::set<std::string> secondary_names_;  // names from MX/PTR answers: their A/AAAA lookups
   std::string exceeded_;
 };

@@ -43,6 +43,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -262,7 +263,64 @@ class FakeHost {
     std::lock_guard<std::mutex> lock(mu_);
     dns_delay_ms_[{detail::dns_key(name), type}] = ms;
   }
-  // Every query the plugin made, in order: (name as asked, type).
+  // Tries, as the gateway makes them for a plugin flagged MG_PLUGIN_TRY_INLINE (ABI 1.5): the
+  // run_* drivers first call such a plugin's callback (every stage but HEADER and BODY) with
+  // DNS from the cache alone, where a (name, type) is cached once a blocking query answered it
+  // with a final status (OK, NXDOMAIN, NODATA) and anything else is MG_DNS_WOULDBLOCK; when
+  // the callback answers MG_RETRY_BLOCKING they call it again with DNS resolving, as the
+  // gateway's worker pool does. On unless turned off.
+  void set_try_inline(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    try_inline_ = on;
+  }
+  bool try_inline() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return try_inline_;
+  }
+  // Tries answered MG_RETRY_BLOCKING, and queries a try got MG_DNS_WOULDBLOCK for.
+  std::size_t inline_retries() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return inline_retries_;
+  }
+  std::size_t dns_would_block() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dns_would_block_;
+  }
+  // Calls `call` (one callback of a plugin with descriptor flags `flags`, in `stage`) as the
+  // gateway would: tried first when the plugin asks for it (see set_try_inline). The run_*
+  // drivers use it; a test driving callbacks by hand can too.
+  template <class Call>
+  mg_action call_tried(std::uint32_t flags, mg_stage stage, Call&& call) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!try_inline_ || (flags & MG_PLUGIN_TRY_INLINE) == 0 || stage == MG_STAGE_HEADER ||
+        stage == MG_STAGE_BODY || nonblocking_ ||
+        (inline_stage_flags_ & MG_PLUGIN_INLINE_STAGE(stage)) != 0) {
+      lock.unlock();
+      return call();
+    }
+    lock.unlock();
+    trying_here() = true;
+    const mg_action action = call();
+    trying_here() = false;
+    lock.lock();
+    if (action != MG_RETRY_BLOCKING) return action;
+    ++inline_retries_;
+    lock.unlock();
+    return call();
+  }
+  // A try runs on this thread (the callback's): its DNS comes from the cache only. Per thread,
+  // as tries of several sessions may run at once.
+  static bool& trying_here() {
+    static thread_local bool trying = false;
+    return trying;
+  }
+  // Empties the cache the tries answer from.
+  void forget_dns_cache() {
+    std::lock_guard<std::mutex> lock(mu_);
+    dns_cached_.clear();
+  }
+  // Every query the plugin made, in order: (name as asked, type); a try's answered from the
+  // cache are in, its MG_DNS_WOULDBLOCK ones are not.
   std::vector<std::pair<std::string, mg_dns_type>> dns_queries() const {
     std::lock_guard<std::mutex> lock(mu_);
     return dns_queries_;
@@ -424,6 +482,10 @@ class FakeHost {
   std::map<const mg_dns_result*, std::unique_ptr<DnsBlock>> dns_results_;
   bool nonblocking_ = false;
   std::uint32_t inline_stage_flags_ = 0;  // MG_PLUGIN_INLINE_STAGE bits
+  bool try_inline_ = true;
+  std::set<std::pair<std::string, mg_dns_type>> dns_cached_;
+  std::size_t inline_retries_ = 0;
+  std::size_t dns_would_block_ = 0;
   std::map<std::pair<std::string, std::string>, std::string> policy_;
   std::map<std::string, Counter> counters_;
   bool counters_available_ = true;
@@ -1019,6 +1081,9 @@ struct Callbacks {
       block->result.status = MG_DNS_ERROR;
     } else if (name == nullptr) {
       block->result.status = MG_DNS_ERROR;
+    } else if (FakeHost::trying_here() && host.dns_cached_.count({dns_key(name), type}) == 0) {
+      ++host.dns_would_block_;
+      block->result.status = MG_DNS_WOULDBLOCK;
     } else {
       host.dns_queries_.emplace_back(name, type);
       auto it = host.dns_.find({dns_key(name), type});
@@ -1035,6 +1100,9 @@ struct Callbacks {
               block->texts[i].c_str(), answer.records[i].preference, answer.records[i].ttl});
       }
     }
+    const mg_dns_status got = block->result.status;
+    if (name != nullptr && (got == MG_DNS_OK || got == MG_DNS_NXDOMAIN || got == MG_DNS_NODATA))
+      host.dns_cached_.insert({dns_key(name), type});
     block->result.count = block->records.size();
     block->result.records = block->records.empty() ? nullptr : block->records.data();
     mg_dns_result* result = &block->result;
@@ -1296,6 +1364,11 @@ class LoadedPlugin {
   void* state() const noexcept { return state_; }
   FakeHost& host() const noexcept { return *host_; }
   std::string name() const { return descriptor_.name != nullptr ? descriptor_.name : ""; }
+  // Runs one of its callbacks in `stage` as the gateway would (FakeHost::call_tried).
+  template <class Call>
+  mg_action call(mg_stage stage, Call&& callback) const {
+    return host_->call_tried(descriptor_.flags, stage, std::forward<Call>(callback));
+  }
 
  private:
   LoadedPlugin(FakeHost& host, void* handle) : host_(&host), handle_(handle) {}
@@ -1360,7 +1433,8 @@ class LoadedPlugin {
 inline mg_action run_connect(LoadedPlugin& p, FakeSession& s) {
   s.set_stage(MG_STAGE_CONNECT);
   const auto cb = p.descriptor().on_connect;
-  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+  return cb != nullptr ? p.call(MG_STAGE_CONNECT, [&] { return cb(p.state(), s.handle()); })
+                       : MG_CONTINUE;
 }
 
 // Sets MG_ITEM_HELO.
@@ -1368,7 +1442,9 @@ inline mg_action run_helo(LoadedPlugin& p, FakeSession& s, std::string_view helo
   s.set_stage(MG_STAGE_HELO).set(MG_ITEM_HELO, helo);
   const std::string arg(helo);
   const auto cb = p.descriptor().on_helo;
-  return cb != nullptr ? cb(p.state(), s.handle(), arg.c_str()) : MG_CONTINUE;
+  return cb != nullptr
+             ? p.call(MG_STAGE_HELO, [&] { return cb(p.state(), s.handle(), arg.c_str()); })
+             : MG_CONTINUE;
 }
 
 // Starts a transaction: sets MG_ITEM_SENDER, MG_ITEM_TX_ID and the envelope sender.
@@ -1379,7 +1455,9 @@ inline mg_action run_mail(LoadedPlugin& p, FakeSession& s, std::string_view send
   s.sender_ = std::string(sender);
   const std::string arg(sender);
   const auto cb = p.descriptor().on_mail;
-  return cb != nullptr ? cb(p.state(), s.handle(), arg.c_str()) : MG_CONTINUE;
+  return cb != nullptr
+             ? p.call(MG_STAGE_MAIL, [&] { return cb(p.state(), s.handle(), arg.c_str()); })
+             : MG_CONTINUE;
 }
 
 // Sets MG_ITEM_CURRENT_RCPT for the call; when the plugin lets the recipient through (CONTINUE
@@ -1391,7 +1469,9 @@ inline mg_action run_rcpt(LoadedPlugin& p, FakeSession& s, std::string_view reci
   const std::string as_received(recipient);
   const auto cb = p.descriptor().on_rcpt;
   const mg_action action =
-      cb != nullptr ? cb(p.state(), s.handle(), as_received.c_str()) : MG_CONTINUE;
+      cb != nullptr
+          ? p.call(MG_STAGE_RCPT, [&] { return cb(p.state(), s.handle(), as_received.c_str()); })
+          : MG_CONTINUE;
   if ((action == MG_CONTINUE || action == MG_ACCEPT) && !s.rcpt_dropped_)
     s.recipients_.push_back(s.current_rcpt_);
   s.unset(MG_ITEM_CURRENT_RCPT);
@@ -1401,7 +1481,8 @@ inline mg_action run_rcpt(LoadedPlugin& p, FakeSession& s, std::string_view reci
 inline mg_action run_data(LoadedPlugin& p, FakeSession& s) {
   s.set_stage(MG_STAGE_DATA);
   const auto cb = p.descriptor().on_data;
-  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+  return cb != nullptr ? p.call(MG_STAGE_DATA, [&] { return cb(p.state(), s.handle()); })
+                       : MG_CONTINUE;
 }
 
 // Adds the field to the received header, then calls on_header with it.
@@ -1417,7 +1498,8 @@ inline mg_action run_header(LoadedPlugin& p, FakeSession& s, std::string_view na
 inline mg_action run_eoh(LoadedPlugin& p, FakeSession& s) {
   s.set_stage(MG_STAGE_EOH);
   const auto cb = p.descriptor().on_eoh;
-  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+  return cb != nullptr ? p.call(MG_STAGE_EOH, [&] { return cb(p.state(), s.handle()); })
+                       : MG_CONTINUE;
 }
 
 // Appends the chunk to the body, then calls on_body with it.
@@ -1433,7 +1515,8 @@ inline mg_action run_body(LoadedPlugin& p, FakeSession& s, std::string_view chun
 inline mg_action run_eom(LoadedPlugin& p, FakeSession& s) {
   s.set_stage(MG_STAGE_EOM);
   const auto cb = p.descriptor().on_eom;
-  return cb != nullptr ? cb(p.state(), s.handle()) : MG_CONTINUE;
+  return cb != nullptr ? p.call(MG_STAGE_EOM, [&] { return cb(p.state(), s.handle()); })
+                       : MG_CONTINUE;
 }
 
 // Calls on_reset, then ends the transaction (frees its data slot, forgets the envelope,
@@ -1524,6 +1607,8 @@ inline const char* action_name(mg_action action) {
       return "DISCARD";
     case MG_FAILED:
       return "FAILED";
+    case MG_RETRY_BLOCKING:
+      return "RETRY_BLOCKING";
   }
   return "(invalid action)";
 }

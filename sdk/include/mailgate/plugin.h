@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define MG_ABI_VERSION_MAJOR 1
-#define MG_ABI_VERSION_MINOR 4
+#define MG_ABI_VERSION_MINOR 5
 #define MG_ABI_VERSION ((uint32_t)((MG_ABI_VERSION_MAJOR << 16) | MG_ABI_VERSION_MINOR))
 #define MG_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MG_ABI_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -67,7 +67,9 @@ typedef enum mg_action {
   MG_ACCEPT = 1,   /* accept for this stage: the rest of the chain is skipped for it */
   MG_TEMPFAIL = 2, /* refuse for now (4xx); set_reply() may give code and text */
   MG_REJECT = 3,   /* refuse (5xx); set_reply() may give code and text */
-  MG_DISCARD = 4   /* accept the message and drop it silently (logged); from MAIL on */
+  MG_DISCARD = 4,  /* accept the message and drop it silently (logged); from MAIL on */
+  MG_RETRY_BLOCKING = 5 /* ABI 1.5, only from a try on the I/O thread (MG_PLUGIN_TRY_INLINE):
+                         * a DNS answer was not cached; call me again where I may block */
 } mg_action;
 
 /* Log levels for host->log(). */
@@ -94,6 +96,18 @@ typedef enum mg_log_level {
  * covers every blocking plugin of the stage): callbacks must be thread-safe either way. */
 #define MG_PLUGIN_BLOCKS_ONLY_IN_STORE 0x2u
 #define MG_PLUGIN_INLINE_STAGE(stage) (0x100u << (unsigned)(stage))
+/* Added in ABI 1.5 (an older host ignores it). MG_PLUGIN_TRY_INLINE: a plugin that blocks
+ * only to wait for DNS, whose answers are mostly in the resolver's cache, lets the host try
+ * each blocking callback on the I/O thread first. In such a try dns_query answers from the
+ * cache alone and gives MG_DNS_WOULDBLOCK for a name it would have to ask the network for;
+ * the callback then returns MG_RETRY_BLOCKING, having changed nothing (no reply, header,
+ * envelope, symbol, score, data slot or store write, no log line it would write again), and
+ * the host calls it once more on the worker pool, where dns_query resolves. A callback that
+ * got no MG_DNS_WOULDBLOCK decides as usual, so a cache hit costs no thread hop. The host
+ * tries only while its shared store is in memory (store services never block then), and
+ * in every stage but HEADER and BODY (called once per field or chunk). A callback that got
+ * MG_DNS_WOULDBLOCK and decides anyway is taken at its word. */
+#define MG_PLUGIN_TRY_INLINE 0x4u
 
 /* DNS record types for host->dns_query(). */
 typedef enum mg_dns_type {
@@ -110,7 +124,8 @@ typedef enum mg_dns_status {
   MG_DNS_NXDOMAIN = 1, /* the name does not exist */
   MG_DNS_NODATA = 2,   /* the name exists, no record of that type */
   MG_DNS_TEMPFAIL = 3, /* timeout or SERVFAIL: try later */
-  MG_DNS_ERROR = 4     /* bad query or resolver unusable */
+  MG_DNS_ERROR = 4,    /* bad query or resolver unusable */
+  MG_DNS_WOULDBLOCK = 5 /* ABI 1.5, only in a try (MG_PLUGIN_TRY_INLINE): not in the cache */
 } mg_dns_status;
 
 /* One answer record as text: A/AAAA an address, PTR/MX a name ("10 mx.example." for MX is
@@ -225,7 +240,8 @@ typedef struct mg_host {
   void *(*get_data)(mg_session *s, int session_scope);
 
   /* DNS through the host's caching resolver. Blocking: only for plugins without
-   * MG_PLUGIN_NONBLOCKING (others get MG_DNS_ERROR). Free the result with dns_free. `s` may
+   * MG_PLUGIN_NONBLOCKING (others get MG_DNS_ERROR); in a try on the I/O thread
+   * (MG_PLUGIN_TRY_INLINE) it answers from the cache or gives MG_DNS_WOULDBLOCK. Free the result with dns_free. `s` may
    * be NULL (a query from the plugin's own threads, which must not keep a session pointer). */
   mg_dns_result *(*dns_query)(mg_session *s, const char *name, mg_dns_type type);
   void (*dns_free)(mg_dns_result *result);

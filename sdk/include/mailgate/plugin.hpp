@@ -49,6 +49,9 @@ enum class Action : int {
   kReject = MG_REJECT,      // refuse (5xx); Session::set_reply() may give the reply
   kDiscard = MG_DISCARD,    // accept the message and drop it (logged); from MAIL on
   kFailed = MG_FAILED,      // could not decide: the gateway applies the plugin's fail mode
+  // Only in a try on the I/O thread (MG_PLUGIN_TRY_INLINE) after a DNS answer came back
+  // kWouldBlock, before changing anything: the gateway calls the stage again where it may block.
+  kRetryBlocking = MG_RETRY_BLOCKING,
 };
 
 // Session and transaction items; the values are the C ABI's mg_item (see plugin.h).
@@ -91,6 +94,7 @@ enum class DnsStatus : int {
   kNoData = MG_DNS_NODATA,      // the name exists, no record of that type
   kTempFail = MG_DNS_TEMPFAIL,  // timeout or SERVFAIL: try later
   kError = MG_DNS_ERROR,        // bad query, resolver unusable, or not allowed (non-blocking)
+  kWouldBlock = MG_DNS_WOULDBLOCK,  // in a try (MG_PLUGIN_TRY_INLINE): not cached; see kRetryBlocking
 };
 
 // Lifetime of a data slot (Session::set_data).
@@ -638,6 +642,7 @@ inline mg_action to_c(Action action, const mg_host* host, mg_session* s,
     case Action::kReject:
     case Action::kDiscard:
     case Action::kFailed:
+    case Action::kRetryBlocking:
       return static_cast<mg_action>(action);
   }
   log_exception(host, s, stage, "the stage returned an invalid Action");

@@ -5,7 +5,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <asio/co_spawn.hpp>
@@ -13,6 +15,7 @@
 
 #include "chain/chain.h"
 #include "chain/host_services.h"
+#include "obs/metrics.h"
 #include "store/store.h"
 
 namespace mailgate::chain {
@@ -300,6 +303,124 @@ TEST_F(ChainThreadTest, OneJobSpansTheBlockingPluginsOfAStage) {
   EXPECT_EQ(tid("G"), tid("A"));  // non-blocking, but between two blocking ones: same job
   EXPECT_EQ(tid("B"), tid("A"));
   EXPECT_EQ(tid("E"), this_thread_id());
+}
+
+// MG_PLUGIN_TRY_INLINE (ABI 1.5): tried on the I/O thread with DNS from the cache; a query not
+// cached sends the call to the pool, where it runs again and resolves.
+class ChainTryTest : public ChainThreadTest {
+ protected:
+  void SetUp() override {
+    HostEnvironment env;
+    env.dns = [this](const std::string& name, mg_dns_type) {
+      ++resolved;
+      cached.insert(name);  // as the resolver's cache keeps a final answer
+      DnsAnswer a;
+      a.status = MG_DNS_OK;
+      a.records.push_back({"192.0.2.1", 0, 300});
+      return a;
+    };
+    env.dns_cached = [this](const std::string& name, mg_dns_type) -> std::optional<DnsAnswer> {
+      ++cache_lookups;
+      if (cached.count(name) == 0) return std::nullopt;
+      DnsAnswer a;
+      a.status = MG_DNS_OK;
+      a.records.push_back({"192.0.2.1", 0, 300});
+      return a;
+    };
+    env.counters = store_;
+    set_host_environment(env);
+  }
+  void TearDown() override { set_host_environment({}); }
+  size_t symbol_count(const std::string& name) {
+    std::lock_guard lock(tx_->mu);
+    size_t n = 0;
+    for (const auto& s : tx_->symbols) n += s.name == name ? 1 : 0;
+    return n;
+  }
+  uint64_t retries() { return obs::plugin_metrics("eta")->inline_retries.value(); }
+
+  std::set<std::string> cached;  // written by the pool thread only while the test waits
+  std::atomic<int> resolved{0};
+  std::atomic<int> cache_lookups{0};
+  store::Store* store_ = nullptr;  // nullptr: the default in-memory store
+};
+
+TEST_F(ChainTryTest, NotCachedRunsAgainOnThePoolOnce) {
+  auto chain = build({spec("eta", "mail=dns:M:mx.example.test")});
+  const uint64_t before = retries();
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_MAIL, "a@example.test", &trace);
+  EXPECT_EQ(v.action, MG_CONTINUE);
+  EXPECT_NE(tid("M"), this_thread_id());  // the pool's thread resolved it
+  EXPECT_EQ(symbol_count("M"), 1u);       // the try left nothing behind
+  EXPECT_EQ(resolved.load(), 1);
+  EXPECT_EQ(retries(), before + 1);
+  ASSERT_EQ(trace.size(), 1u);  // one call in the trace: the try is not one
+  EXPECT_EQ(trace[0].action, MG_CONTINUE);
+}
+
+TEST_F(ChainTryTest, CachedRunsOnTheIoThread) {
+  cached.insert("mx.example.test");
+  auto chain = build({spec("eta", "mail=dns:M:mx.example.test")});
+  const uint64_t before = retries();
+  run(chain, MG_STAGE_MAIL, "a@example.test");
+  EXPECT_EQ(tid("M"), this_thread_id());
+  EXPECT_EQ(symbol_count("DNS_STATUS"), 1u);
+  EXPECT_EQ(resolved.load(), 0);
+  EXPECT_EQ(cache_lookups.load(), 1);
+  EXPECT_EQ(retries(), before);
+}
+
+TEST_F(ChainTryTest, NoTryWhenTheStoreMayBlock) {
+  BlockingStore redis_like;
+  HostEnvironment env;
+  env.counters = &redis_like;
+  env.dns = [this](const std::string&, mg_dns_type) {
+    ++resolved;
+    DnsAnswer a;
+    a.status = MG_DNS_NXDOMAIN;
+    return a;
+  };
+  env.dns_cached = [this](const std::string&, mg_dns_type) -> std::optional<DnsAnswer> {
+    ++cache_lookups;
+    return std::nullopt;
+  };
+  set_host_environment(env);
+  auto chain = build({spec("eta", "mail=dns:M:mx.example.test")});
+  run(chain, MG_STAGE_MAIL, "a@example.test");
+  EXPECT_NE(tid("M"), this_thread_id());
+  EXPECT_EQ(cache_lookups.load(), 0);
+  EXPECT_EQ(resolved.load(), 1);
+}
+
+// HEADER is one call per field: never tried (a retry would repeat the first fields).
+TEST_F(ChainTryTest, HeaderStageIsNotTried) {
+  auto chain = build({spec("eta", "header=dns:H:mx.example.test")});
+  if (!tx_) tx_ = std::make_shared<TxContext>(chain->entries().size());
+  ChainRunner runner(chain, tx_, &pool_, ctx_.get_executor());
+  StageInput in;
+  in.headers.push_back({"Subject", "one", "Subject: one\r\n"});
+  run_sync(ctx_, runner.run(MG_STAGE_HEADER, std::move(in)));
+  EXPECT_NE(tid("H"), this_thread_id());
+  EXPECT_EQ(cache_lookups.load(), 0);
+}
+
+// MG_RETRY_BLOCKING is an answer to a try only: from any other call it is an invalid action.
+TEST_F(ChainTryTest, RetryOutsideATryIsAFailure) {
+  auto chain = build({spec("alpha", "mail=retry", FailMode::kTempfail)});
+  Verdict v = run(chain, MG_STAGE_MAIL, "a@example.test");
+  EXPECT_EQ(v.action, MG_TEMPFAIL);
+  EXPECT_EQ(v.reply.code, 451);
+}
+
+// A try that answers MG_RETRY_BLOCKING again on the pool is a failure too (no loop).
+TEST_F(ChainTryTest, RetryFromThePoolIsAFailure) {
+  auto chain = build({spec("eta", "mail=retry", FailMode::kOpen)});
+  std::vector<TraceEntry> trace;
+  Verdict v = run(chain, MG_STAGE_MAIL, "a@example.test", &trace);
+  EXPECT_EQ(v.action, MG_CONTINUE);  // fail mode open
+  ASSERT_EQ(trace.size(), 1u);
+  EXPECT_NE(trace[0].note.find("invalid action 5"), std::string::npos) << trace[0].note;
 }
 
 TEST_F(ChainTest, InvalidActionIsAFailure) {

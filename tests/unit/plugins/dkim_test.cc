@@ -254,6 +254,24 @@ TEST_F(DkimTest, ValidRelaxedSignature) {
   EXPECT_EQ(q[0].second, MG_DNS_TXT);
 }
 
+// EOM is tried on the I/O thread first (MG_PLUGIN_TRY_INLINE): the keys are looked up before
+// anything is hashed, so a try whose key is not cached gives up after that one lookup, and the
+// run again verifies; once the key is cached the try verifies. One log line and one symbol
+// either way (verify() checks the line).
+TEST_F(DkimTest, EomIsTriedWithCachedKeysAndGivesUpBeforeHashing) {
+  EXPECT_NE(load(host).descriptor().flags & MG_PLUGIN_TRY_INLINE, 0u);
+  const std::string m = sign(kMessage);
+  EXPECT_EQ(verify(m).names(), "DKIM_VALID");
+  EXPECT_EQ(host.inline_retries(), 1u);
+  EXPECT_EQ(host.dns_would_block(), 1u);  // the prefetch only: libopendkim was not started
+  EXPECT_EQ(verify(m).names(), "DKIM_VALID");
+  EXPECT_EQ(host.inline_retries(), 1u);  // decided in the try: the key was cached
+  EXPECT_EQ(host.dns_would_block(), 1u);
+  // Unsigned: nothing to look up, decided in the try.
+  EXPECT_EQ(verify("From: a@example.com\r\nSubject: s\r\n\r\nbody\r\n").names(), "DKIM_NONE");
+  EXPECT_EQ(host.inline_retries(), 1u);
+}
+
 TEST_F(DkimTest, ValidSimpleSignatureWith1024BitKey) {
   SignOptions o;
   o.selector = "sel1024";

@@ -218,6 +218,34 @@ TEST_F(DmarcTest, AlignedSpfPassPasses) {
   EXPECT_TRUE(host.violations().empty());
 }
 
+// EOM is tried on the I/O thread first (MG_PLUGIN_TRY_INLINE): the policy is looked up before
+// anything is written, so a try that meets a record not cached leaves no trace (not even the
+// removal of a spoofed quarantine field) and the run again decides; once cached, the try does.
+TEST_F(DmarcTest, EomIsTriedWithCachedDnsAndLeavesNoTraceWhenItCannot) {
+  record("example.com", "v=DMARC1; p=reject");
+  for (int round = 0; round < 2; ++round) {
+    LoadedPlugin p = load(host);
+    EXPECT_NE(p.descriptor().flags & MG_PLUGIN_TRY_INLINE, 0u);
+    FakeSession s(host);
+    run_helo(p, s, "client.example.net");
+    run_mail(p, s, "bounce@example.com");
+    run_rcpt(p, s, "rcpt@receiver.test");
+    s.add_auth_result("spf", "pass", "", "smtp.mailfrom=bounce@example.com");
+    EXPECT_EQ(run_message(p, s,
+                          "From: a@example.com\r\nX-MailGate-DMARC: spoofed\r\n"
+                          "X-MailGate-DMARC: spoofed again\r\nSubject: t\r\n\r\nHi.\r\n"),
+              MG_CONTINUE);
+    EXPECT_EQ(host.inline_retries(), 1u) << "round " << round;
+    EXPECT_EQ(dmarc_result(s), "pass");
+    EXPECT_EQ(s.symbols().size(), 1u);
+    EXPECT_EQ(s.auth_results().size(), 2u);  // the spf one given above and dmarc's
+    size_t removals = 0;
+    for (const auto& e : s.header_edits()) removals += e.kind == mailgate::fake::HeaderEdit::Kind::kRemove ? 1 : 0;
+    EXPECT_EQ(removals, 1u);
+  }
+  EXPECT_TRUE(host.violations().empty());
+}
+
 TEST_F(DmarcTest, AlignedDkimPassPassesDespiteSpfFail) {
   record("example.com", "v=DMARC1; p=reject");
   LoadedPlugin p = load(host);

@@ -122,6 +122,39 @@ TEST_F(SpfTest, DescriptorIsBlockingWithMailRcptEom) {
   EXPECT_EQ(d.on_header, nullptr);
 }
 
+// MAIL is tried on the I/O thread first (MG_PLUGIN_TRY_INLINE): with an answer not cached it
+// gives up without a trace and runs again where it may block; once the answers are cached the
+// try decides. Either way the symbols, log lines and results come once.
+TEST_F(SpfTest, MailIsTriedWithCachedDnsAndLeavesNoTraceWhenItCannot) {
+  EXPECT_NE(load(host).descriptor().flags & MG_PLUGIN_TRY_INLINE, 0u);
+  txt(host, "client.example.net", "v=spf1 a -all");
+  a(host, "client.example.net", {"192.0.2.1"});
+  txt(host, "pass.test", "v=spf1 include:inc.test -all");
+  txt(host, "inc.test", "v=spf1 ip4:192.0.2.1 -all");
+  // The HELO identity's answers get cached first, so the first round's try gets past HELO and
+  // stops at MAIL FROM: the HELO result it had must not be written twice.
+  EXPECT_EQ(check("192.0.2.1", "a@other.test"), "SPF_NONE");
+  const std::size_t before = host.inline_retries();
+  for (int round = 0; round < 2; ++round) {
+    LoadedPlugin p = load(host);
+    FakeSession s(host);
+    s.set(MG_ITEM_CLIENT_ADDR, "192.0.2.1");
+    run_helo(p, s, "client.example.net");
+    host.clear_logs();
+    EXPECT_EQ(run_mail(p, s, "a@pass.test"), MG_CONTINUE);
+    // The first round's try met an uncached answer; the second's found them all cached.
+    EXPECT_EQ(host.inline_retries(), before + 1) << "round " << round;
+    EXPECT_EQ(s.symbols().size(), 2u);  // SPF_HELO_PASS and SPF_PASS, once each
+    EXPECT_EQ(spf_symbol(s), "SPF_PASS");
+    EXPECT_EQ(helo_symbol(s), "SPF_HELO_PASS");
+    size_t lines = 0;
+    for (const auto& line : host.logs()) lines += line.message.rfind("spf: identity=", 0) == 0;
+    EXPECT_EQ(lines, 2u);
+  }
+  EXPECT_GT(host.dns_would_block(), 0u);
+  EXPECT_TRUE(host.violations().empty());
+}
+
 TEST(SpfSettings, AcceptsTheDocumentedKeys) {
   EXPECT_EQ(create_error("{}"), "");
   EXPECT_EQ(create_error(R"({"fail": "reject", "softfail": "tempfail", "temperror": "accept",

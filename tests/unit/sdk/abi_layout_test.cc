@@ -20,13 +20,14 @@ namespace {
 
 // --- versions and the entry symbol ---------------------------------------------------------------
 static_assert(MG_ABI_VERSION_MAJOR == 1);
-static_assert(MG_ABI_VERSION_MINOR == 4);
-static_assert(MG_ABI_VERSION == 0x00010004u);
+static_assert(MG_ABI_VERSION_MINOR == 5);
+static_assert(MG_ABI_VERSION == 0x00010005u);
 static_assert(MG_ABI_MAJOR(0x00020003u) == 2 && MG_ABI_MINOR(0x00020003u) == 3);
 static_assert(std::is_same_v<decltype(MG_ABI_VERSION), std::uint32_t>);
 static_assert(MG_PLUGIN_NONBLOCKING == 0x1u);
 // ABI 1.4 threading hints: flag bits, no layout change.
 static_assert(MG_PLUGIN_BLOCKS_ONLY_IN_STORE == 0x2u);
+static_assert(MG_PLUGIN_TRY_INLINE == 0x4u);  // ABI 1.5
 static_assert(MG_PLUGIN_INLINE_STAGE(MG_STAGE_CONNECT) == 0x100u);
 static_assert(MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT) == (0x100u << 3));
 static_assert(MG_PLUGIN_INLINE_STAGE(MG_STAGE_CLOSE) == (0x100u << 10));
@@ -62,6 +63,7 @@ static_assert(MG_ACCEPT == 1);
 static_assert(MG_TEMPFAIL == 2);
 static_assert(MG_REJECT == 3);
 static_assert(MG_DISCARD == 4);
+static_assert(MG_RETRY_BLOCKING == 5);  // ABI 1.5
 static_assert(MG_FAILED == -1);
 static_assert(MG_LOG_DEBUG == 0);
 static_assert(MG_LOG_INFO == 1);
@@ -77,6 +79,7 @@ static_assert(MG_DNS_NXDOMAIN == 1);
 static_assert(MG_DNS_NODATA == 2);
 static_assert(MG_DNS_TEMPFAIL == 3);
 static_assert(MG_DNS_ERROR == 4);
+static_assert(MG_DNS_WOULDBLOCK == 5);  // ABI 1.5
 static_assert(MG_ITEM_SESSION_ID == 0);
 static_assert(MG_ITEM_CLIENT_ADDR == 1);
 static_assert(MG_ITEM_CLIENT_PORT == 2);

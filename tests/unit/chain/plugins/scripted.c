@@ -5,9 +5,13 @@
  * header:NAME:VALUE (header_add), rewrite:ADDRESS (rcpt_rewrite), drop (rcpt_remove of the
  * recipient being checked; in RCPT only when it starts with "drop"), count (adds the value of
  * score() to a symbol SEEN_SCORE), data (stores/reads a data slot; rejects if the slot from
- * an earlier stage is missing), tid:NAME (a symbol NAME scored with the calling thread's id).
+ * an earlier stage is missing), tid:NAME (a symbol NAME scored with the calling thread's id),
+ * dns:NAME:QNAME (an A query for QNAME; MG_RETRY_BLOCKING when it gives MG_DNS_WOULDBLOCK, else
+ * a symbol NAME scored with the thread id and a symbol DNS_STATUS with the query's status),
+ * retry (returns MG_RETRY_BLOCKING whatever the call).
  * Built several times with different -DTP_NAME so a chain can hold several of them, and with
- * -DTP_NONBLOCKING, -DTP_INLINE_RCPT or -DTP_STORE_ONLY for the descriptor's flags. */
+ * -DTP_NONBLOCKING, -DTP_INLINE_RCPT, -DTP_STORE_ONLY or -DTP_TRY_INLINE for the descriptor's
+ * flags. */
 #include <mailgate/plugin.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +107,16 @@ static mg_action run(void *vst, mg_session *s, const char *stage) {
     g_host->add_symbol(s, f1, (double)syscall(SYS_gettid), "tid");
     return MG_CONTINUE;
   }
+  if (strcmp(a, "dns") == 0 && f1 && f2) {
+    mg_dns_result *r = g_host->dns_query(s, f2, MG_DNS_A);
+    mg_dns_status status = r != NULL ? r->status : MG_DNS_ERROR;
+    if (r != NULL) g_host->dns_free(r);
+    if (status == MG_DNS_WOULDBLOCK) return MG_RETRY_BLOCKING;
+    g_host->add_symbol(s, f1, (double)syscall(SYS_gettid), "dns");
+    g_host->add_symbol(s, "DNS_STATUS", (double)status, "dns");
+    return MG_CONTINUE;
+  }
+  if (strcmp(a, "retry") == 0) return MG_RETRY_BLOCKING;
   if (strcmp(a, "count") == 0) {
     g_host->add_symbol(s, "SEEN_SCORE", g_host->score(s), NULL);
     return MG_CONTINUE;
@@ -150,6 +164,8 @@ static mg_action on_eom(void *st, mg_session *s) { return run(st, s, "eom"); }
 #define TP_FLAGS MG_PLUGIN_INLINE_STAGE(MG_STAGE_RCPT)
 #elif defined(TP_STORE_ONLY)
 #define TP_FLAGS MG_PLUGIN_BLOCKS_ONLY_IN_STORE
+#elif defined(TP_TRY_INLINE)
+#define TP_FLAGS MG_PLUGIN_TRY_INLINE
 #else
 #define TP_FLAGS 0
 #endif
