@@ -22,10 +22,8 @@ struct CallContext {
   size_t plugin_index = 0;
   std::string plugin_name;
   bool nonblocking = false;
-  // A try on the I/O thread (MG_PLUGIN_TRY_INLINE): DNS answers from the cache only, and
-  // `would_block` records that a query was not there.
+  // A try on the I/O thread (MG_PLUGIN_TRY_INLINE): DNS answers from the cache only.
   bool cache_only = false;
-  bool would_block = false;
   mg_stage stage = MG_STAGE_CONNECT;
   // Set when the chain stopped waiting (timeout): edits are ignored from then on.
   std::atomic<bool> abandoned{false};

@@ -366,7 +366,6 @@ mg_dns_result* h_dns_query(mg_session* s, const char* name, mg_dns_type type) {
     if (c != nullptr && c->cache_only) {
       if (g_env.dns_cached) cached = g_env.dns_cached(name, type);
       if (!cached) {
-        c->would_block = true;
         box->result.status = MG_DNS_WOULDBLOCK;
         return &box.release()->result;
       }

@@ -156,14 +156,7 @@ std::string tag_value(std::string_view field, std::string_view tag) {
 }
 
 bool is_signature_field(std::string_view name) {
-  static constexpr std::string_view kName = "dkim-signature";
-  if (name.size() != kName.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != kName[i]) return false;
-  }
-  return true;
+  return mailgate::equal_ignore_case(name, "dkim-signature");
 }
 
 // The key lookup: TXT selector._domainkey.domain through the host's resolver, the record

@@ -66,7 +66,6 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-bool equal_ignore_case(std::string_view a, std::string_view b) { return lower(a) == lower(b); }
 
 // The domain of the one address in a From: value (RFC 5322 mailbox-list), or an explanation of
 // why there is none: several addresses, a group, no '@', a domain literal.
@@ -252,7 +251,7 @@ class DkimSign final : public mailgate::Plugin {
     std::optional<std::string_view> from;
     std::size_t from_fields = 0;
     for (const Session::Header& h : s.headers()) {
-      if (equal_ignore_case(h.name, "from")) {
+      if (mailgate::equal_ignore_case(h.name, "from")) {
         ++from_fields;
         from = h.value;
       }

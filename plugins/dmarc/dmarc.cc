@@ -86,17 +86,6 @@ bool valid_header_name(const std::string& name) {
   return true;
 }
 
-bool equal_ignore_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 int pct_roll() {
   thread_local std::mt19937 generator{std::random_device{}()};
   return std::uniform_int_distribution<int>(0, 99)(generator);
@@ -140,8 +129,8 @@ class Dmarc final : public mailgate::Plugin {
     bool spoofed_header = false;
     std::vector<std::string> from_values_owned;
     for (const Session::Header& h : s.headers()) {
-      if (equal_ignore_case(h.name, "from")) from_values_owned.emplace_back(h.value);
-      if (equal_ignore_case(h.name, quarantine_header_)) spoofed_header = true;
+      if (mailgate::equal_ignore_case(h.name, "from")) from_values_owned.emplace_back(h.value);
+      if (mailgate::equal_ignore_case(h.name, quarantine_header_)) spoofed_header = true;
     }
     const std::vector<std::string_view> from_values(from_values_owned.begin(),
                                                     from_values_owned.end());

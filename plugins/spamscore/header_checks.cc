@@ -4,7 +4,8 @@
 #include <cstdio>
 #include <string>
 
-#include "field_name.h"
+#include <mailgate/plugin.hpp>
+
 #include "gmime_ptr.h"
 
 namespace mailgate::spamscore {
@@ -50,13 +51,13 @@ std::vector<Finding> check_headers(const std::vector<HeaderField>& fields, std::
   std::vector<std::string_view> from, date;
   bool message_id = false, subject = false;
   for (const HeaderField& f : fields) {
-    if (field_name_is(f.name, "from"))
+    if (mailgate::equal_ignore_case(f.name, "from"))
       from.push_back(f.value);
-    else if (field_name_is(f.name, "date"))
+    else if (mailgate::equal_ignore_case(f.name, "date"))
       date.push_back(f.value);
-    else if (field_name_is(f.name, "message-id"))
+    else if (mailgate::equal_ignore_case(f.name, "message-id"))
       message_id = true;
-    else if (field_name_is(f.name, "subject"))
+    else if (mailgate::equal_ignore_case(f.name, "subject"))
       subject = true;
   }
   if (from.empty()) out.push_back({"MISSING_FROM", "no From header field"});

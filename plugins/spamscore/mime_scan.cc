@@ -5,7 +5,8 @@
 
 #include <mutex>
 
-#include "field_name.h"
+#include <mailgate/plugin.hpp>
+
 #include "gmime_ptr.h"
 #include "html_text.h"
 #include "url_extract.h"
@@ -151,9 +152,9 @@ std::optional<ScannedMessage> scan_unstructured(std::string_view message,
     const std::string_view name = line.substr(0, colon);
     for (char c : name)
       if (c <= ' ' || c > '~') return std::nullopt;
-    if (field_name_is(name, "content-type") || field_name_is(name, "content-transfer-encoding"))
+    if (mailgate::equal_ignore_case(name, "content-type") || mailgate::equal_ignore_case(name, "content-transfer-encoding"))
       return std::nullopt;
-    in_subject = field_name_is(name, "subject");
+    in_subject = mailgate::equal_ignore_case(name, "subject");
     if (!in_subject) continue;
     if (subject) return std::nullopt;  // two of them
     const std::string_view value = trim_blanks(line.substr(colon + 1));

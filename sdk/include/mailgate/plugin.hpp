@@ -157,6 +157,10 @@ constexpr bool valid_plugin_name(const char* name) {
 
 }  // namespace detail
 
+// ASCII case-insensitive equality, as RFC 5322 compares header field names and DNS compares
+// names ("DKIM-Signature" and "dkim-signature"). No locale: bytes >= 0x80 compare exactly.
+using detail::equal_ignore_case;
+
 // One DNS answer from the host's resolver. Owns the host's mg_dns_result and frees it with
 // host->dns_free(). Move-only. A default-constructed or failed result has status kError.
 class DnsResult {
